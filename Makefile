@@ -1,0 +1,51 @@
+# Math Foundations for Machine Learning: course commands (see README.md).
+SHELL := /bin/bash
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+ASSIGNMENTS := $(notdir $(wildcard source/ps*))
+SUBMITTED = $(sort $(notdir $(wildcard submitted/*/ps*)))
+
+.PHONY: venv release autograde feedback export demo test clean
+
+## venv: create or refresh the virtualenv with the pinned dependencies (no-op when up to date)
+venv: $(STAMP)
+$(STAMP):
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## release: generate release/ (student notebooks) from source/ for every assignment
+release: venv
+	@for a in $(ASSIGNMENTS); do nbgrader generate_assignment $$a --force --log-level=WARN || exit 1; done
+
+## autograde: grade every notebook in submitted/<student>/<assignment>/
+autograde: venv
+	@for a in $(SUBMITTED); do nbgrader autograde $$a --force --log-level=ERROR || exit 1; done
+
+## feedback: HTML feedback for every autograded submission, in feedback/
+feedback: venv
+	@for a in $(SUBMITTED); do nbgrader generate_feedback $$a --force --log-level=WARN || exit 1; done
+
+## export: the grades CSV, in exports/grades.csv
+export: venv
+	@mkdir -p exports
+	nbgrader export --CsvExportPlugin.to=exports/grades.csv --log-level=WARN
+
+## demo: release, three demo students (perfect, typical mistakes, untouched), grade, feedback, table
+demo: release
+	$(PYTHON) -m mfml_grader demo-submissions
+	$(MAKE) --no-print-directory autograde export feedback
+	$(PYTHON) -m mfml_grader table
+	@echo; echo "Feedback: feedback/<student>/<assignment>/*.html   Grades: exports/grades.csv"
+
+## test: the project's own tests (release in sync, grader scores, mistakes named)
+test: venv
+	$(PYTHON) -m pytest
+
+## clean: remove everything grading generated (submissions, autograded, feedback, gradebook, exports)
+clean:
+	rm -rf submitted feedback exports gradebook.db .pytest_cache
+	find autograded -mindepth 1 -not -name .gitkeep -delete

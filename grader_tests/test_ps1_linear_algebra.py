@@ -1,0 +1,361 @@
+"""Hidden checks for ps1_linear_algebra: every function against a torch reference in float64.
+
+Inputs are seeded, non-square (T_q != T_k != d, out != in) so that a missing transpose cannot pass
+by luck, in float32 and float64, with and without batch dims. Tolerances: mfml_grader.compare.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from mfml_grader.exercise import CheckFailed, Exercise, Mistake, randn
+
+SOFTMAX_APIS = (
+    "torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax", "torch.special.softmax",
+    "torch.log_softmax", "torch.nn.functional.log_softmax", "torch.Tensor.log_softmax", "torch.special.log_softmax",
+)
+
+
+class TestL2Norm(Exercise):
+    function = "l2_norm"
+    forbidden = ("torch.norm", "torch.functional.norm", "torch.linalg.*norm", "torch.Tensor.norm")
+    mistakes = (
+        Mistake("missing square root", "‖x‖₂ = √(Σ x²): take the square root of the sum of squares.",
+                lambda x, dim=-1: (x * x).sum(dim)),
+        Mistake("sum of absolute values (L1 norm)", "square the entries before summing, then take the square root.",
+                lambda x, dim=-1: x.abs().sum(dim)),
+        Mistake("reduced over every dimension", "sum only along `dim`; the other dimensions stay.",
+                lambda x, dim=-1: (x * x).sum().sqrt()),
+        Mistake("ignored `dim` (always the last one)", "pass `dim` to your sum.",
+                lambda x, dim=-1: (x * x).sum(-1).sqrt()),
+        Mistake("kept the reduced dimension", "use sum(dim) without keepdim=True: the norm removes that dimension.",
+                lambda x, dim=-1: (x * x).sum(dim, keepdim=True).sqrt()),
+    )
+
+    @staticmethod
+    def reference(x, dim=-1):
+        return torch.linalg.vector_norm(x, dim=dim)
+
+    def test_worked_example(self, student):
+        """worked example: ‖(3, 4)‖ = 5"""
+        self.expect(student, torch.tensor([[3.0, 4.0], [5.0, 12.0]]))
+
+    def test_batched_float32(self, student):
+        """batch of vectors, float32, last dim"""
+        self.expect(student, randn(4, 7, 5, seed=1))
+
+    def test_other_dim_float64(self, student):
+        """float64, norm along dim=1 of a (3, 6, 4) tensor"""
+        self.expect(student, randn(3, 6, 4, seed=2, dtype=torch.float64), dim=1)
+
+    def test_dim_zero(self, student):
+        """norm of each column (dim=0)"""
+        self.expect(student, randn(5, 3, seed=3, dtype=torch.float64), dim=0)
+
+    def test_single_vector(self, student):
+        """a single 1-D vector gives a 0-d tensor"""
+        self.expect(student, randn(9, seed=4))
+
+
+class TestLinear(Exercise):
+    function = "linear"
+    forbidden = ("torch.nn.functional.linear", "torch.nn.Linear", "torch.nn.modules.linear")
+    mistakes = (
+        Mistake("W not transposed", "W has shape (out, in): compute x @ W.T, not x @ W.",
+                lambda x, W, b=None: x @ W + (0 if b is None else b)),
+        Mistake("bias ignored", "add b (shape (out,)) after the matrix product when it is given.",
+                lambda x, W, b=None: x @ W.T),
+        Mistake("W @ x instead of x @ Wᵀ", "x carries batch dims in front: compute x @ W.T so each row is mapped.",
+                lambda x, W, b=None: (W @ x) + (0 if b is None else b)),
+        Mistake("bias subtracted", "the affine map adds the bias: x @ W.T + b.",
+                lambda x, W, b=None: x @ W.T - (0 if b is None else b)),
+    )
+
+    @staticmethod
+    def reference(x, W, b=None):
+        return F.linear(x, W, b)
+
+    def test_worked_example(self, student):
+        """worked example: a 2 -> 3 map with bias"""
+        W = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+        self.expect(student, torch.tensor([[1.0, 2.0]]), W, torch.tensor([0.5, 0.0, -1.0]))
+
+    def test_non_square_with_bias_float32(self, student):
+        """(N, in) @ Wᵀ + b with out != in, float32"""
+        self.expect(student, randn(6, 4, seed=10), randn(5, 4, seed=11), randn(5, seed=12))
+
+    def test_batched_without_bias_float64(self, student):
+        """batch dims (2, 3, in), no bias, float64"""
+        self.expect(student, randn(2, 3, 7, seed=13, dtype=torch.float64), randn(2, 7, seed=14, dtype=torch.float64))
+
+    def test_single_vector(self, student):
+        """a single vector x of shape (in,) gives (out,)"""
+        self.expect(student, randn(4, seed=15), randn(3, 4, seed=16), randn(3, seed=17))
+
+
+class TestAttentionScores(Exercise):
+    function = "attention_scores"
+    forbidden = ("torch.nn.functional.scaled_dot_product_attention",)
+    mistakes = (
+        Mistake("no 1/√d_k scaling", "your scores equal q @ kᵀ: divide by √d_k, the square root of the last dim of q.",
+                lambda q, k: q @ k.transpose(-2, -1)),
+        Mistake("divided by d_k instead of √d_k", "the scale is 1/√d_k (so the scores keep unit variance), not 1/d_k.",
+                lambda q, k: q @ k.transpose(-2, -1) / q.shape[-1]),
+        Mistake("scaled by √T_k (the number of keys)", "d_k is the feature size q.shape[-1], not the number of keys.",
+                lambda q, k: q @ k.transpose(-2, -1) / math.sqrt(k.shape[-2])),
+        Mistake("scaled by √T_q (the number of queries)", "d_k is the feature size q.shape[-1], not the number of queries.",
+                lambda q, k: q @ k.transpose(-2, -1) / math.sqrt(q.shape[-2])),
+        Mistake("multiplied by √d_k", "divide by √d_k instead of multiplying.",
+                lambda q, k: q @ k.transpose(-2, -1) * math.sqrt(q.shape[-1])),
+        Mistake("k @ qᵀ (scores transposed)", "row i must hold query i's scores against every key: q @ kᵀ.",
+                lambda q, k: k @ q.transpose(-2, -1) / math.sqrt(q.shape[-1])),
+        Mistake("k transposed with .T on a batched tensor", "`.T` reverses every dim; use k.transpose(-2, -1) (or k.mT).",
+                lambda q, k: q @ k.T / math.sqrt(q.shape[-1])),
+    )
+
+    @staticmethod
+    def reference(q, k):
+        return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+
+    def test_worked_example(self, student):
+        """worked example: d_k = 4, so scores are q·k / 2"""
+        q = torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.0, 0.0, 0.0, 0.0]])
+        self.expect(student, q, torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]]))
+
+    def test_non_square_float32(self, student):
+        """T_q=5, T_k=7, d=3, float32"""
+        self.expect(student, randn(5, 3, seed=20), randn(7, 3, seed=21))
+
+    def test_batched_heads_float64(self, student):
+        """batch and heads (2, 3, T, d), float64"""
+        self.expect(student, randn(2, 3, 5, 8, seed=22, dtype=torch.float64), randn(2, 3, 6, 8, seed=23, dtype=torch.float64))
+
+    def test_d64_scores(self, student):
+        """8 queries and 8 keys of size 64 (the notebook's experiment)"""
+        self.expect(student, randn(8, 64, seed=24), randn(8, 64, seed=25))
+
+
+class TestSoftmax(Exercise):
+    function = "softmax"
+    forbidden = SOFTMAX_APIS
+    mistakes = (
+        Mistake("softmax over the wrong dim", "normalise along `dim` (default -1): each slice along dim must sum to 1.",
+                lambda x, dim=-1: (x - x.amax(0, keepdim=True)).exp() / (x - x.amax(0, keepdim=True)).exp().sum(0, keepdim=True)),
+        Mistake("`dim` ignored (always the last one)", "pass `dim` to both the max and the sum.",
+                lambda x, dim=-1: (x - x.amax(-1, keepdim=True)).exp() / (x - x.amax(-1, keepdim=True)).exp().sum(-1, keepdim=True)),
+        Mistake("normalised over the whole tensor", "sum along `dim` with keepdim=True, not over every entry.",
+                lambda x, dim=-1: (x - x.max()).exp() / (x - x.max()).exp().sum()),
+        Mistake("no max-shift before exp (overflows on large inputs)", "subtract x.amax(dim, keepdim=True) before exp: softmax is shift-invariant and exp(1000) is inf.",
+                lambda x, dim=-1: x.exp() / x.exp().sum(dim, keepdim=True)),
+        Mistake("shifted by the global max (underflows rows far below it)", "subtract the max of each slice (amax(dim, keepdim=True)), not of the whole tensor.",
+                lambda x, dim=-1: (x - x.max()).exp() / (x - x.max()).exp().sum(dim, keepdim=True)),
+    )
+
+    @staticmethod
+    def reference(x, dim=-1):
+        return torch.softmax(x, dim=dim)
+
+    def test_worked_example(self, student):
+        """worked example: softmax([0, ln 3]) = [0.25, 0.75]"""
+        self.expect(student, torch.tensor([[0.0, math.log(3.0)], [1.0, 1.0]]))
+
+    def test_rows_float32(self, student):
+        """(4, 10) float32, last dim"""
+        self.expect(student, randn(4, 10, seed=30, scale=3.0))
+
+    def test_dim0_float64(self, student):
+        """float64 along dim=0 of a (5, 3) tensor"""
+        self.expect(student, randn(5, 3, seed=31, dtype=torch.float64), dim=0)
+
+    def test_middle_dim(self, student):
+        """(2, 6, 3), dim=1"""
+        self.expect(student, randn(2, 6, 3, seed=32, dtype=torch.float64), dim=1)
+
+    def test_large_inputs_stay_finite(self, student):
+        """stability: softmax(x + 1000) is finite and equals softmax(x)"""
+        self.expect(student, randn(3, 8, seed=33, shift=1000.0))
+
+    def test_rows_at_different_scales(self, student):
+        """stability: one row near 0 and one near 1000"""
+        x = torch.stack([randn(6, seed=34), randn(6, seed=35) + 1000.0])
+        self.expect(student, x)
+
+    def test_masked_entries(self, student):
+        """-inf entries (a mask) get probability 0"""
+        x = randn(3, 5, seed=36)
+        x[:, 3:] = float("-inf")
+        self.expect(student, x)
+
+
+class TestAttention(Exercise):
+    function = "attention"
+    forbidden = ("torch.nn.functional.scaled_dot_product_attention", "torch.nn.MultiheadAttention",
+                 "torch.nn.functional.multi_head_attention_forward", *SOFTMAX_APIS)
+    substitutes = ("attention_scores", "softmax")
+
+    mistakes = (
+        Mistake("causal mask off by one (the diagonal is masked)", "query i may attend to keys 0..i, itself included: keep the diagonal (tril with diagonal=0).",
+                lambda q, k, v, causal=False: _attend(q, k, v, _tril(q, k, -1) if causal else None)),
+        Mistake("causal mask inverted (the past is masked)", "mask the future: scores at key j > i get -inf; keep j <= i (tril).",
+                lambda q, k, v, causal=False: _attend(q, k, v, ~_tril(q, k) if causal else None)),
+        Mistake("mask applied after softmax", "set masked scores to -inf before softmax; zeroing probabilities afterwards leaves rows that no longer sum to 1.",
+                lambda q, k, v, causal=False: _attend(q, k, v, _tril(q, k) if causal else None, mask_after_softmax=True)),
+        Mistake("no 1/√d_k scaling", "scale the scores by 1/√d_k before softmax.",
+                lambda q, k, v, causal=False: _attend(q, k, v, _tril(q, k) if causal else None, scale=1.0)),
+        Mistake("softmax over the query dim", "each query's weights over the keys must sum to 1: softmax over the last dim.",
+                lambda q, k, v, causal=False: _attend(q, k, v, _tril(q, k) if causal else None, softmax_dim=-2)),
+        Mistake("causal mask aligned bottom-right", "this course aligns the causal mask top-left like F.scaled_dot_product_attention: query i sees keys 0..i.",
+                lambda q, k, v, causal=False: _attend(q, k, v, _tril(q, k, k.shape[-2] - q.shape[-2]) if causal else None)),
+    )
+
+    @staticmethod
+    def reference(q, k, v, causal=False):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+    def test_worked_example(self, student):
+        """worked example: two keys with equal scores average their values"""
+        q = torch.tensor([[1.0, 0.0]])
+        k = torch.tensor([[0.0, 1.0], [0.0, -1.0]])
+        self.expect(student, q, k, torch.tensor([[2.0, 0.0, 4.0], [0.0, 2.0, 0.0]]))
+
+    def test_non_square_float32(self, student):
+        """T_q=4, T_k=6, d=3, d_v=5, float32"""
+        self.expect(student, randn(4, 3, seed=40), randn(6, 3, seed=41), randn(6, 5, seed=42))
+
+    def test_batched_heads_float64(self, student):
+        """(2, 3 heads, T, d) in float64"""
+        q, k, v = (randn(2, 3, 5, 4, seed=s, dtype=torch.float64) for s in (43, 44, 45))
+        self.expect(student, q, k, v)
+
+    def test_causal_square(self, student):
+        """causal, T_q = T_k = 6"""
+        q, k, v = (randn(6, 4, seed=s, dtype=torch.float64) for s in (46, 47, 48))
+        self.expect(student, q, k, v, causal=True)
+
+    def test_causal_more_keys(self, student):
+        """causal with T_q=3 < T_k=5 (mask aligned top-left), batched float32"""
+        self.expect(student, randn(2, 3, 4, seed=49), randn(2, 5, 4, seed=50), randn(2, 5, 6, seed=51), causal=True)
+
+    def test_causal_rows_ignore_the_future(self, student):
+        """causal: changing keys and values after position i leaves output row i unchanged"""
+        q, k, v = (randn(7, 4, seed=s, dtype=torch.float64) for s in (52, 53, 54))
+        before = self.expect(student, q, k, v, causal=True)
+        k2, v2 = k.clone(), v.clone()
+        k2[4:] += 10.0
+        v2[4:] -= 10.0
+        after = self.call(student, q, k2, v2, causal=True)
+        if not isinstance(after, torch.Tensor) or after.shape != before.shape or not torch.allclose(after[:4], before[:4], rtol=1e-10, atol=1e-10):
+            raise CheckFailed("attention(q, k, v, causal=True): rows 0..3 changed when only keys/values 4..6 changed: the causal mask lets queries see the future")
+
+    def test_large_scores_stay_finite(self, student):
+        """stability: large q and k give finite outputs"""
+        self.expect(student, randn(4, 8, seed=55, scale=30.0), randn(5, 8, seed=56, scale=30.0), randn(5, 3, seed=57))
+
+
+def _tril(q, k, diagonal=0):
+    """(T_q, T_k) booleans: True where query i may attend to key j, i.e. j <= i + diagonal."""
+    return torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril(diagonal)
+
+
+def _attend(q, k, v, keep=None, scale=None, softmax_dim=-1, mask_after_softmax=False):
+    """Attention with the (query, key) pairs in `keep` allowed: the broken variants above."""
+    scores = q @ k.mT / (math.sqrt(q.shape[-1]) if scale is None else scale)       # (..., T_q, T_k)
+    if keep is not None and not mask_after_softmax:
+        scores = scores.masked_fill(~keep, float("-inf"))
+    weights = torch.softmax(scores, softmax_dim)                                    # (..., T_q, T_k)
+    if keep is not None and mask_after_softmax:
+        weights = weights * keep
+    return weights @ v                                                               # (..., T_q, d_v)
+
+
+class TestLowRankApprox(Exercise):
+    function = "low_rank_approx"
+    mistakes = (
+        Mistake("kept the smallest singular values", "torch.linalg.svd sorts S in decreasing order: keep the first r (S[:r]).",
+                lambda A, r: _svd_parts(A, slice(min(A.shape) - r, None))),
+        Mistake("Vh transposed again", "torch.linalg.svd returns Vh = Vᵀ already: use U[:, :r] @ diag(S[:r]) @ Vh[:r].",
+                lambda A, r: (lambda U, S, Vh: U[:, :r] @ torch.diag(S[:r]) @ Vh.mT[:r])(*torch.linalg.svd(A, full_matrices=False))),
+        Mistake("dropped Σ (U @ Vh)", "scale by the singular values: U[:, :r] @ diag(S[:r]) @ Vh[:r].",
+                lambda A, r: (lambda U, S, Vh: U[:, :r] @ Vh[:r])(*torch.linalg.svd(A, full_matrices=False))),
+        Mistake("rank r + 1 (off by one)", "keep exactly r singular values: S[:r], U[:, :r], Vh[:r].",
+                lambda A, r: _svd_parts(A, slice(0, r + 1))),
+        Mistake("rank r - 1 (off by one)", "keep exactly r singular values: S[:r], U[:, :r], Vh[:r].",
+                lambda A, r: _svd_parts(A, slice(0, max(r - 1, 0)))),
+    )
+
+    @staticmethod
+    def reference(A, r):
+        return _svd_parts(A, slice(0, r))
+
+    def test_worked_example(self, student):
+        """worked example: rank 1 of diag(3, 1) keeps only the 3"""
+        self.expect(student, torch.tensor([[3.0, 0.0], [0.0, 1.0]]), 1)
+
+    def test_wide_float32(self, student):
+        """rank 8 of a 32 x 64 matrix (the notebook's experiment), float32"""
+        self.expect(student, randn(32, 64, seed=60), 8)
+
+    def test_tall_float64(self, student):
+        """rank 3 of a 12 x 5 matrix, float64"""
+        self.expect(student, randn(12, 5, seed=61, dtype=torch.float64), 3)
+
+    def test_full_rank_returns_A(self, student):
+        """r = min(m, n) reconstructs A"""
+        self.expect(student, randn(4, 6, seed=62, dtype=torch.float64), 4)
+
+    def test_error_is_the_dropped_singular_values(self, student):
+        """Eckart–Young: ‖A − A_r‖_F = √(Σ dropped σ²)"""
+        A = randn(10, 7, seed=63, dtype=torch.float64)
+        approx = self.expect(student, A, 2)
+        dropped = torch.linalg.svdvals(A)[2:]
+        error = torch.linalg.matrix_norm(A - approx).item()
+        if abs(error - dropped.square().sum().sqrt().item()) > 1e-8:
+            raise CheckFailed(f"‖A − low_rank_approx(A, 2)‖_F is {error:.6g}, expected √(Σ dropped σ²) = {dropped.square().sum().sqrt().item():.6g}")
+
+
+def _svd_parts(A, keep):
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    return U[:, keep] @ torch.diag(S[keep]) @ Vh[keep]
+
+
+class TestLoraForward(Exercise):
+    function = "lora_forward"
+    substitutes = ("linear",)
+    mistakes = (
+        Mistake("alpha not divided by r", "the LoRA update is scaled by alpha / r, where r = A.shape[0].",
+                lambda x, W, A, B, alpha: x @ W.T + alpha * (x @ A.T @ B.T)),
+        Mistake("no alpha / r scaling", "multiply the low-rank path by alpha / r.",
+                lambda x, W, A, B, alpha: x @ W.T + x @ A.T @ B.T),
+        Mistake("integer division alpha // r", "use true division alpha / r: with alpha=5 and r=2 the scale is 2.5, not 2.",
+                lambda x, W, A, B, alpha: x @ W.T + (alpha // A.shape[0]) * (x @ A.T @ B.T)),
+        Mistake("scaled the frozen path too", "only the low-rank update x Aᵀ Bᵀ is scaled; x Wᵀ is not.",
+                lambda x, W, A, B, alpha: (alpha / A.shape[0]) * (x @ W.T + x @ A.T @ B.T)),
+        Mistake("r taken from B (out) instead of A", "r is the rank: A is (r, in), so r = A.shape[0].",
+                lambda x, W, A, B, alpha: x @ W.T + (alpha / B.shape[0]) * (x @ A.T @ B.T)),
+        Mistake("multiplied by r / alpha", "the scale is alpha / r.",
+                lambda x, W, A, B, alpha: x @ W.T + (A.shape[0] / alpha) * (x @ A.T @ B.T)),
+    )
+
+    @staticmethod
+    def reference(x, W, A, B, alpha):
+        return x @ W.T + (alpha / A.shape[0]) * (x @ A.T @ B.T)
+
+    def test_worked_example(self, student):
+        """worked example: rank 1 update with alpha = r"""
+        x = torch.tensor([[1.0, 2.0]])
+        W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+        self.expect(student, x, W, torch.tensor([[1.0, -1.0]]), torch.tensor([[1.0], [0.0], [2.0]]), 1)
+
+    def test_non_square_float32(self, student):
+        """out=6, in=5, r=2, alpha=5 (not divisible by r), float32"""
+        self.expect(student, randn(4, 5, seed=70), randn(6, 5, seed=71), randn(2, 5, seed=72), randn(6, 2, seed=73), 5)
+
+    def test_batched_float64(self, student):
+        """x of shape (2, 3, in), r=4, alpha=10.0, float64"""
+        args = (randn(2, 3, 7, seed=74), randn(5, 7, seed=75), randn(4, 7, seed=76), randn(5, 4, seed=77))
+        self.expect(student, *(a.double() for a in args), 10.0)
+
+    def test_zero_B_is_the_frozen_layer(self, student):
+        """with B = 0 (LoRA's initialisation) the output is x Wᵀ"""
+        self.expect(student, randn(3, 5, seed=78), randn(4, 5, seed=79), randn(2, 5, seed=80), torch.zeros(4, 2), 5)

@@ -1,0 +1,98 @@
+"""Course commands that nbgrader does not have: demo submissions and a per-exercise score table.
+
+    python -m mfml_grader demo-submissions   # submitted/<student>/<assignment>/ for the demo students
+    python -m mfml_grader table              # per-student, per-exercise scores from the gradebook
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+
+from . import course, submissions
+
+DEMO_STUDENTS = ("perfect", "typical_mistakes", "untouched")
+
+
+def demo_answers(student, assignment, root):
+    """The answers a demo student gives: the instructor's solutions, shipped mistakes, or nothing."""
+    if student == "perfect":
+        return submissions.answers_from_source(nbformat.read(course.source_notebook(assignment, root), as_version=4))
+    if student == "typical_mistakes":
+        path = root / "demo" / student / f"{assignment}.py"
+        if not path.exists():
+            return None
+        release = nbformat.read(course.release_notebook(assignment, root), as_version=4)
+        return submissions.answers_from_python(path.read_text(), set(course.cells_by_grade_id(release)))
+    return {}
+
+
+def write_demo_submissions(root):
+    """Write every demo student's notebook for every released assignment into submitted/."""
+    for assignment in course.assignments(root):
+        release = nbformat.read(course.release_notebook(assignment, root), as_version=4)
+        for student in DEMO_STUDENTS:
+            answers = demo_answers(student, assignment, root)
+            if answers is None:
+                continue
+            folder = root / "submitted" / student / assignment
+            folder.mkdir(parents=True, exist_ok=True)
+            nbformat.write(submissions.fill(release, answers), folder / f"{assignment}.ipynb")
+            print(f"wrote submitted/{student}/{assignment}/{assignment}.ipynb")
+
+
+def score_table(root):
+    """Rows of (assignment, student, {test cell: (score, max)}, total, max) from the gradebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    rows = []
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        for assignment in gradebook.assignments:
+            for student in sorted(s.id for s in gradebook.students):
+                try:
+                    submission = gradebook.find_submission(assignment.name, student)
+                except MissingEntry:
+                    continue
+                cells = {}
+                for notebook in submission.notebooks:
+                    for grade in notebook.grades:
+                        if grade.cell.name.startswith("test_"):
+                            cells[grade.cell.name.removeprefix("test_")] = (grade.score, grade.max_score)
+                rows.append((assignment.name, student, cells, submission.score, submission.max_score))
+    return rows
+
+
+def print_table(root, out=sys.stdout):
+    rows = score_table(root)
+    if not rows:
+        print("no graded submissions in the gradebook: run `make autograde` first", file=out)
+        return
+    for assignment in dict.fromkeys(r[0] for r in rows):
+        block = [r for r in rows if r[0] == assignment]
+        exercises = list(block[0][2])
+        width = max(len(e) for e in exercises + ["exercise"])
+        students = [r[1] for r in block]
+        colw = max(12, *(len(s) for s in students))
+        print(f"\n{assignment}", file=out)
+        print(f"  {'exercise':<{width}}  " + "  ".join(f"{s:>{colw}}" for s in students), file=out)
+        for exercise in exercises:
+            cells = [r[2].get(exercise) for r in block]
+            print(f"  {exercise:<{width}}  " + "  ".join(f"{c[0]:>{colw - 5}.2f}/{c[1]:<4g}" if c else f"{'-':>{colw}}" for c in cells), file=out)
+        print(f"  {'total':<{width}}  " + "  ".join(f"{r[3] / r[4]:>{colw - 1}.0%} " if r[4] else f"{'-':>{colw}}" for r in block), file=out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m mfml_grader", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["demo-submissions", "table"])
+    parser.add_argument("--course", type=Path, default=None, help="course directory (default: found from the current folder)")
+    args = parser.parse_args(argv)
+    root = (args.course or course.course_root()).resolve()
+    if args.command == "demo-submissions":
+        write_demo_submissions(root)
+    else:
+        print_table(root)
+
+
+if __name__ == "__main__":
+    main()

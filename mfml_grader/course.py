@@ -1,0 +1,60 @@
+"""Where course material lives: the course root, assignments, hidden tests and source notebooks."""
+
+import functools
+import importlib.util
+import os
+from pathlib import Path
+
+import nbformat
+
+ROOT_MARKERS = ("nbgrader_config.py", "grader_tests")
+
+
+def course_root(start=None):
+    """The course directory: $MFML_COURSE_DIR, or the nearest parent holding nbgrader_config.py and grader_tests/."""
+    if os.environ.get("MFML_COURSE_DIR"):
+        return Path(os.environ["MFML_COURSE_DIR"]).resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if all((folder / marker).exists() for marker in ROOT_MARKERS):
+            return folder
+    raise FileNotFoundError(f"no course directory (with {' and '.join(ROOT_MARKERS)}) above {here}; set MFML_COURSE_DIR")
+
+
+def assignments(root=None):
+    """Names of the assignments in source/, in order."""
+    root = Path(root or course_root())
+    return sorted(p.name for p in (root / "source").iterdir() if (p / f"{p.name}.ipynb").exists())
+
+
+def source_notebook(assignment, root=None):
+    return Path(root or course_root()) / "source" / assignment / f"{assignment}.ipynb"
+
+
+def release_notebook(assignment, root=None):
+    return Path(root or course_root()) / "release" / assignment / f"{assignment}.ipynb"
+
+
+def grade_id(cell):
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def cells_by_grade_id(notebook):
+    return {grade_id(cell): cell for cell in notebook.cells if grade_id(cell)}
+
+
+@functools.lru_cache(maxsize=None)
+def solution_sources(assignment, root=None):
+    """grade_id -> source of every solution cell in the source (instructor) notebook."""
+    notebook = nbformat.read(source_notebook(assignment, root), as_version=4)
+    return {grade_id(c): c.source for c in notebook.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+
+
+@functools.lru_cache(maxsize=None)
+def hidden_tests(assignment, root=None):
+    """The module grader_tests/test_<assignment>.py, loaded from its file."""
+    path = Path(root or course_root()) / "grader_tests" / f"test_{assignment}.py"
+    spec = importlib.util.spec_from_file_location(f"hidden_tests_{assignment}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

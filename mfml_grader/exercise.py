@@ -1,0 +1,158 @@
+"""An exercise: one graded function, its torch reference, its hidden checks and its known mistakes.
+
+Hidden test files in `grader_tests/` define one `Exercise` subclass per graded function (pytest
+collects them as test classes). Each `test_*` method is one check; a cell's score is the fraction
+of checks that pass. Checks reach student code only through the `student` adapter.
+"""
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .compare import describe, difference
+from .student import StudentError
+
+
+class CheckFailed(AssertionError):
+    """A hidden check found a problem; the message is what the student reads."""
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known wrong implementation: when a student's result equals `compute`'s, name it."""
+
+    name: str
+    fix: str
+    compute: Callable
+
+
+def seeded(seed):
+    """A generator for reproducible inputs: `randn(3, 4, generator=seeded(0))`."""
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(*shape, seed, dtype=torch.float32, scale=1.0, shift=0.0):
+    """Seeded normal inputs of the given shape and dtype."""
+    return (torch.randn(*shape, generator=seeded(seed), dtype=torch.float64) * scale + shift).to(dtype)
+
+
+def _clone(value):
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_clone(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    return value
+
+
+def _to64(value):
+    if isinstance(value, torch.Tensor) and value.dtype.is_floating_point:
+        return value.to(torch.float64)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to64(v) for v in value)
+    return value
+
+
+def input_dtype(args):
+    """The floating dtype of the first floating tensor among `args`: the dtype results must keep."""
+    for value in args:
+        if isinstance(value, torch.Tensor) and value.dtype.is_floating_point:
+            return value.dtype
+    return torch.float64
+
+
+class Exercise:
+    """Base class of every exercise's hidden checks (see docs/authoring.md)."""
+
+    function = ""          # the name students define
+    forbidden = ()         # dotted torch APIs refused in this exercise ("torch.softmax", "torch.Tensor.softmax")
+    substitutes = ()       # helpers replaced by the course's solution during checks (grade each cell on its own)
+    mistakes = ()          # Mistake(...) entries, tried in order to name what went wrong
+    substitute_sources = {}  # filled by the runner: helper name -> solution source
+
+    @staticmethod
+    def reference(*args, **kwargs):
+        """The correct result, computed with torch (called on float64 copies of the inputs)."""
+        raise NotImplementedError
+
+    # -- calling the student -------------------------------------------------------------
+    def call(self, student, *args, **kwargs):
+        """The student's result on copies of the inputs (StudentError becomes a failed check)."""
+        try:
+            return student.call(self.function, args, kwargs, forbidden=self.forbidden, substitutes=self._substitutes())
+        except StudentError as error:
+            raise CheckFailed(f"{error}{self._diagnose_error(error, args, kwargs)}") from None
+
+    def _substitutes(self):
+        return {name: self.substitute_sources[name] for name in self.substitutes if name in self.substitute_sources}
+
+    def expect(self, student, *args, **kwargs):
+        """Check the student's result against `reference` on these inputs, and return it.
+
+        Checks, in order: the call succeeds, the inputs are not modified, the result has the
+        reference's type, shape and the inputs' dtype, and its values are within tolerance.
+        A failure message names the call, what differs, and the known mistake it matches.
+        """
+        given = _clone(args), _clone(kwargs)
+        got = self.call(student, *given[0], **given[1])
+        self._expect_unchanged(args, kwargs, *given)
+        dtype = input_dtype(list(args) + list(kwargs.values()))
+        want = self.reference(*_to64(args), **_to64(kwargs))
+        problem = difference(got, want, dtype)
+        if problem:
+            raise CheckFailed(f"{self.describe_call(args, kwargs)}: {problem}{self._diagnose(got, args, kwargs, dtype)}")
+        return got
+
+    def _expect_unchanged(self, args, kwargs, given_args, given_kwargs):
+        names = self._parameter_names()
+        for i, (before, after) in enumerate(zip(args, given_args)):
+            if isinstance(before, torch.Tensor) and not torch.equal(before, after):
+                name = names[i] if i < len(names) else f"argument {i}"
+                raise CheckFailed(f"{self.function} modified its input `{name}` in place; work on a copy (avoid `+=`, `.add_()`, slice assignment on inputs)")
+        for key, before in kwargs.items():
+            if isinstance(before, torch.Tensor) and not torch.equal(before, given_kwargs[key]):
+                raise CheckFailed(f"{self.function} modified its input `{key}` in place; work on a copy")
+
+    # -- messages ------------------------------------------------------------------------
+    def _parameter_names(self):
+        return list(inspect.signature(self.reference).parameters)
+
+    def describe_call(self, args, kwargs):
+        """`attention_scores(q=float32 (5, 4), k=float32 (7, 4))`: the call a message is about."""
+        names = self._parameter_names()
+        parts = []
+        for i, value in enumerate(args):
+            parts.append(f"{names[i] if i < len(names) else i}={_short(value)}")
+        parts += [f"{key}={_short(value)}" for key, value in kwargs.items()]
+        return f"{self.function}({', '.join(parts)})"
+
+    def _diagnose(self, got, args, kwargs, dtype):
+        for mistake in self.mistakes:
+            try:
+                wrong = mistake.compute(*_to64(_clone(args)), **_to64(_clone(kwargs)))
+            except Exception:  # noqa: BLE001 - a mistake that cannot run on these inputs does not match
+                continue
+            if difference(got, wrong, dtype) is None:
+                return f"\n    Likely mistake: {mistake.name}. {mistake.fix}"
+        return ""
+
+    def _diagnose_error(self, error, args, kwargs):
+        message = str(error)
+        for mistake in self.mistakes:
+            try:
+                mistake.compute(*_clone(args), **_clone(kwargs))
+            except Exception as wrong:  # noqa: BLE001
+                if f"raised {type(wrong).__name__}: {wrong}" in message:
+                    return f"\n    Likely mistake: {mistake.name}. {mistake.fix}"
+        return ""
+
+
+def _short(value):
+    if isinstance(value, torch.Tensor):
+        return f"{str(value.dtype).removeprefix('torch.')} {tuple(value.shape)}"
+    if isinstance(value, (int, float, bool, str)) or value is None:
+        return repr(value)
+    return describe(value)

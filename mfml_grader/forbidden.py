@@ -1,0 +1,147 @@
+"""Forbidden APIs: an exercise that asks for softmax by hand must not call `torch.softmax`.
+
+Two layers, because either alone can be fooled:
+- `find_forbidden` reads the solution code (`ast`), resolves import aliases and reports every
+  reference to a forbidden name with its line: clear messages, even for code that never runs.
+- `forbid_at_runtime` refuses forbidden torch functions while student code runs, through a
+  `TorchFunctionMode`, which sees every torch call however it was reached
+  (`getattr(F, "soft" + "max")`, an alias captured earlier, a method on a tensor).
+
+Forbidden names are dotted paths; `torch.Tensor.softmax` also means any `.softmax` method call, and
+`*` is a wildcard within one name (`torch.linalg.*norm`).
+"""
+
+import ast
+import contextlib
+import fnmatch
+import importlib
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+
+class ForbiddenAPIError(RuntimeError):
+    """Raised inside student code when it calls an API the exercise forbids."""
+
+
+def _dotted(node, aliases):
+    """The dotted path an expression refers to (`F.softmax` -> `torch.nn.functional.softmax`), or None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    root = aliases.get(node.id)
+    if root is None:
+        return None
+    return ".".join([root, *reversed(parts)])
+
+
+def import_aliases(tree):
+    """Map each name an import binds to the dotted path it stands for."""
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    aliases[alias.asname] = alias.name
+                else:
+                    root = alias.name.split(".")[0]
+                    aliases[root] = root
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return aliases
+
+
+def _canonical(path):
+    """`torch.nn.functional` and its aliases `F`/`functional` end up as one spelling."""
+    for prefix, replacement in (("torch._tensor.Tensor.", "torch.Tensor."), ("torch._C.TensorBase.", "torch.Tensor.")):
+        if path.startswith(prefix):
+            return replacement + path[len(prefix):]
+    return path
+
+
+def _is_forbidden(path, forbidden):
+    return any(fnmatch.fnmatchcase(path, pattern) or path.startswith(pattern + ".") for pattern in forbidden)
+
+
+def find_forbidden(source, forbidden, context_sources=()):
+    """Every forbidden reference in `source`, as `(line, what)` pairs.
+
+    `context_sources` are other cells of the notebook: their imports count (an `import
+    torch.nn.functional as F` in the first cell is what `F` means in the solution cell).
+    """
+    if not forbidden:
+        return []
+    tree = ast.parse(source)
+    aliases = {"torch": "torch"}
+    for other in context_sources:
+        try:
+            aliases.update(import_aliases(ast.parse(other)))
+        except SyntaxError:
+            continue
+    aliases.update(import_aliases(tree))
+    methods = {pattern.rsplit(".", 1)[1] for pattern in forbidden if pattern.startswith("torch.Tensor.")}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                path = alias.name if isinstance(node, ast.Import) else f"{node.module}.{alias.name}"
+                if _is_forbidden(path, forbidden):
+                    found.append((node.lineno, path))
+        elif isinstance(node, (ast.Attribute, ast.Name)):
+            path = _dotted(node, aliases)
+            if path is not None and _is_forbidden(_canonical(path), forbidden):
+                found.append((node.lineno, path))
+            elif path is None and isinstance(node, ast.Attribute) and any(fnmatch.fnmatchcase(node.attr, m) for m in methods):
+                found.append((node.lineno, f"Tensor.{node.attr}"))
+    # an Attribute chain and its own prefix can both match: report each line and name once
+    return sorted(set(found))
+
+
+def _resolve(pattern):
+    """The torch objects a forbidden pattern stands for (wildcards expanded)."""
+    module_path, _, name = pattern.rpartition(".")
+    owner = None
+    try:
+        owner = importlib.import_module(module_path)
+    except ImportError:
+        parent, _, attr = module_path.rpartition(".")
+        with contextlib.suppress(ImportError, AttributeError):
+            owner = getattr(importlib.import_module(parent), attr)
+    if owner is None:
+        return {}
+    names = [n for n in dir(owner) if fnmatch.fnmatchcase(n, name)]
+    resolved = {}
+    for n in names:
+        obj = getattr(owner, n, None)
+        if callable(obj):
+            resolved[obj] = f"{module_path}.{n}"
+    return resolved
+
+
+class _Refuse(TorchFunctionMode):
+    def __init__(self, refused, exercise):
+        super().__init__()
+        self.refused, self.exercise = refused, exercise
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = self.refused.get(func)
+        if name is not None:
+            raise ForbiddenAPIError(f"{self.exercise} must not call {name}: this exercise asks you to compute it yourself")
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def forbid_at_runtime(forbidden, exercise):
+    """Inside this block, calling any torch function matched by `forbidden` raises ForbiddenAPIError."""
+    refused = {}
+    for pattern in forbidden:
+        refused.update(_resolve(pattern))
+    if not refused:
+        yield
+        return
+    with _Refuse(refused, exercise):
+        yield

@@ -1,0 +1,38 @@
+"""The entry point hidden test cells call while a notebook is graded in its kernel.
+
+A test cell starts with a hidden block
+
+    ### BEGIN HIDDEN TESTS
+    from mfml_grader.notebook import grade; grade("ps1_linear_algebra", "l2_norm", points=1)
+    ### END HIDDEN TESTS
+
+followed by the visible tests students saw. `grade` prints the report and publishes the partial
+credit as the cell's first result (nbgrader scores a test cell by its first error or result), so
+a visible test failing afterwards cannot hide the report or cancel the partial credit.
+"""
+
+import ast
+import sys
+
+from .runner import run_exercise
+from .student import InProcessStudent
+
+
+def _defines(source, function):
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    return any(isinstance(node, ast.FunctionDef) and node.name == function for node in tree.body)
+
+
+def grade(assignment, function, points):
+    """Run the hidden checks of `function` against this kernel's namespace and publish the score."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    history = [source for source in shell.user_ns.get("In", []) if source]
+    solution = next((source for source in reversed(history) if _defines(source, function)), None)
+    report = run_exercise(assignment, function, InProcessStudent(shell.user_ns), solution, history)
+    print(report.text(points))
+    sys.displayhook(report.points(points))

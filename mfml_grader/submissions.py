@@ -1,0 +1,49 @@
+"""Build student notebooks: a release notebook with answers written into its solution cells.
+
+Answers are plain Python files, so example submissions stay readable and never go stale when a
+notebook's text changes: each top-level `def <grade_id>` (with the code just above it, such as a
+helper or an import) becomes the content of the solution cell with that grade id.
+"""
+
+import ast
+import re
+
+import nbformat
+
+from .course import grade_id
+
+SOLUTION_REGION = re.compile(r"^[ \t]*### BEGIN SOLUTION\n(.*?)^[ \t]*### END SOLUTION\n?", re.S | re.M)
+
+
+def answers_from_python(source, grade_ids):
+    """Split a Python file into {grade_id: cell source} at each top-level def of a graded name."""
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    answers, start = {}, 0
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name in grade_ids:
+            end = node.end_lineno
+            answers[node.name] = "".join(lines[start:end]).strip("\n")
+            start = end
+    return answers
+
+
+def answers_from_source(source_notebook):
+    """The instructor's solutions: every solution cell with its BEGIN/END SOLUTION markers removed."""
+    return {
+        grade_id(cell): SOLUTION_REGION.sub(r"\1", cell.source)
+        for cell in source_notebook.cells
+        if cell.get("metadata", {}).get("nbgrader", {}).get("solution")
+    }
+
+
+def fill(release_notebook, answers):
+    """A copy of `release_notebook` whose solution cells hold `answers` (others keep the stub)."""
+    notebook = nbformat.from_dict(release_notebook)
+    unknown = set(answers) - {grade_id(c) for c in notebook.cells}
+    if unknown:
+        raise KeyError(f"answers for cells the notebook does not have: {sorted(unknown)}")
+    for cell in notebook.cells:
+        if grade_id(cell) in answers and cell.metadata["nbgrader"].get("solution"):
+            cell.source = answers[grade_id(cell)]
+    return notebook
