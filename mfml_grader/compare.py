@@ -34,8 +34,8 @@ def describe(value):
 def difference(got, want, dtype=None, path="result"):
     """Return None when `got` matches `want`, otherwise one sentence saying what differs.
 
-    `dtype` is the dtype the student worked in (it picks the tolerance); by default the dtype of
-    `got`. Tensors must match in type, shape and dtype exactly, values within tolerance.
+    `dtype` is the dtype the student worked in (it picks the tolerance and the dtype the result
+    must have); by default the dtype of `want`. Tensors must match in type, shape and dtype exactly, values within tolerance.
     Tuples, lists and dicts are compared item by item; numbers and 0-d tensors are interchangeable.
     """
     if isinstance(want, (tuple, list)):
@@ -80,7 +80,7 @@ def _tensor_difference(got, want, dtype, path):
         return f"{path} should be a tensor of shape {tuple(want.shape)}, got {describe(got)}"
     if got.shape != want.shape:
         return f"{path} has shape {tuple(got.shape)}, expected {tuple(want.shape)}"
-    dtype = dtype or got.dtype
+    dtype = dtype or want.dtype
     if want.dtype.is_floating_point and got.dtype != dtype:
         return f"{path} has dtype {got.dtype}, expected {dtype} (the dtype of the inputs)"
     if not want.dtype.is_floating_point:

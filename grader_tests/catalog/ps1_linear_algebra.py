@@ -1,0 +1,181 @@
+"""What students write for ps1_linear_algebra: mistakes the grader must name, and correct variants."""
+
+from mfml_grader.catalog import Forbidden, Mutant, Variant
+
+MUTANTS = [
+    Mutant("l2_norm", "missing square root", '''
+def l2_norm(x, dim=-1):
+    return (x ** 2).sum(dim=dim)
+'''),
+    Mutant("l2_norm", "ignored `dim` (always the last one)", '''
+def l2_norm(x, dim=-1):
+    return (x * x).sum(-1).sqrt()
+'''),
+    Mutant("linear", "bias ignored", '''
+def linear(x, W, b=None):
+    return x @ W.T
+'''),
+    Mutant("linear", "W not transposed", '''
+def linear(x, W, b=None):
+    y = x @ W
+    return y if b is None else y + b
+'''),
+    Mutant("attention_scores", "no 1/√d_k scaling", '''
+def attention_scores(q, k):
+    return q @ k.transpose(-2, -1)
+'''),
+    Mutant("attention_scores", "divided by d_k instead of √d_k", '''
+def attention_scores(q, k):
+    return q @ k.transpose(-2, -1) / q.shape[-1]
+'''),
+    Mutant("softmax", "no max-shift before exp (overflows on large inputs)", '''
+def softmax(x, dim=-1):
+    e = torch.exp(x)
+    return e / e.sum(dim=dim, keepdim=True)
+'''),
+    Mutant("softmax", "`dim` ignored (always the last one)", '''
+def softmax(x, dim=-1):
+    e = (x - x.max(dim=-1, keepdim=True).values).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+'''),
+    Mutant("attention", "causal mask off by one (the diagonal is masked)", '''
+def attention(q, k, v, causal=False):
+    scores = attention_scores(q, k)
+    if causal:
+        future = torch.triu(torch.ones(scores.shape[-2:], dtype=torch.bool))
+        scores = scores.masked_fill(future, float("-inf"))
+    return softmax(scores) @ v
+'''),
+    Mutant("attention", "mask applied after softmax", '''
+def attention(q, k, v, causal=False):
+    weights = softmax(attention_scores(q, k))
+    if causal:
+        weights = weights * torch.tril(torch.ones(weights.shape[-2:]))
+    return weights @ v
+'''),
+    Mutant("low_rank_approx", "kept the smallest singular values", '''
+def low_rank_approx(A, r):
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    k = S.shape[0]
+    return U[:, k - r:] @ torch.diag(S[k - r:]) @ Vh[k - r:]
+'''),
+    Mutant("low_rank_approx", "rank r + 1 (off by one)", '''
+def low_rank_approx(A, r):
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    return U[:, :r + 1] @ torch.diag(S[:r + 1]) @ Vh[:r + 1]
+'''),
+    Mutant("lora_forward", "alpha not divided by r", '''
+def lora_forward(x, W, A, B, alpha):
+    return x @ W.T + alpha * (x @ A.T @ B.T)
+'''),
+    Mutant("lora_forward", "integer division alpha // r", '''
+def lora_forward(x, W, A, B, alpha):
+    return x @ W.T + (alpha // A.shape[0]) * (x @ A.T @ B.T)
+'''),
+]
+
+VARIANTS = [
+    Variant("l2_norm", "sqrt of a dot product via einsum on moved dims", '''
+def l2_norm(x, dim=-1):
+    moved = x.movedim(dim, -1)
+    return torch.einsum("...i,...i->...", moved, moved).sqrt()
+'''),
+    Variant("l2_norm", "pow and sum with keepdim, then squeeze", '''
+def l2_norm(x, dim=-1):
+    return x.pow(2).sum(dim, keepdim=True).sqrt().squeeze(dim)
+'''),
+    Variant("linear", "einsum with an explicit bias branch", '''
+def linear(x, W, b=None):
+    y = torch.einsum("...i,oi->...o", x, W)
+    return y if b is None else y + b
+'''),
+    Variant("linear", "matmul of the flattened batch", '''
+def linear(x, W, b=None):
+    flat = x.reshape(-1, x.shape[-1])
+    y = torch.matmul(flat, W.t()).reshape(*x.shape[:-1], W.shape[0])
+    if b is not None:
+        y += b
+    return y
+'''),
+    Variant("attention_scores", "einsum and a pre-scaled query", '''
+def attention_scores(q, k):
+    return torch.einsum("...qd,...kd->...qk", q / q.shape[-1] ** 0.5, k)
+'''),
+    Variant("attention_scores", "mT and torch.matmul", '''
+def attention_scores(q, k):
+    return torch.matmul(q, k.mT) * (1.0 / math.sqrt(q.size(-1)))
+'''),
+    Variant("softmax", "exp of x minus its logsumexp", '''
+def softmax(x, dim=-1):
+    return torch.exp(x - torch.logsumexp(x, dim=dim, keepdim=True))
+'''),
+    Variant("softmax", "max-shift with Tensor.max(...).values", '''
+def softmax(x, dim=-1):
+    m = x.max(dim=dim, keepdim=True).values
+    z = torch.exp(x - m)
+    return z / torch.sum(z, dim=dim, keepdim=True)
+'''),
+    Variant("attention", "additive -inf mask built with triu", '''
+def attention(q, k, v, causal=False):
+    scores = attention_scores(q, k)
+    if causal:
+        T_q, T_k = scores.shape[-2:]
+        scores = scores + torch.full((T_q, T_k), float("-inf"), dtype=q.dtype).triu(1)
+    return softmax(scores) @ v
+'''),
+    Variant("attention", "loop over queries with their own max-shift", '''
+def attention(q, k, v, causal=False):
+    rows = []
+    for i in range(q.shape[-2]):
+        s = (q[..., i:i + 1, :] @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+        if causal:
+            s = s[..., : i + 1]
+        w = (s - s.amax(-1, keepdim=True)).exp()
+        w = w / w.sum(-1, keepdim=True)
+        rows.append(w @ (v[..., : i + 1, :] if causal else v))
+    return torch.cat(rows, dim=-2)
+'''),
+    Variant("low_rank_approx", "scale the columns of U instead of diag", '''
+def low_rank_approx(A, r):
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    return (U[:, :r] * S[:r]) @ Vh[:r, :]
+'''),
+    Variant("low_rank_approx", "sum of r rank-one outer products", '''
+def low_rank_approx(A, r):
+    U, S, Vh = torch.linalg.svd(A)
+    out = torch.zeros_like(A)
+    for i in range(r):
+        out = out + S[i] * torch.outer(U[:, i], Vh[i])
+    return out
+'''),
+    Variant("lora_forward", "merge the update into the weight first", '''
+def lora_forward(x, W, A, B, alpha):
+    scale = alpha / A.shape[0]
+    return x @ (W + scale * (B @ A)).T
+'''),
+    Variant("lora_forward", "reuse linear twice", '''
+def lora_forward(x, W, A, B, alpha):
+    return linear(x, W) + alpha / A.shape[0] * linear(linear(x, A), B)
+'''),
+]
+
+FORBIDDEN = [
+    Forbidden("l2_norm", "Tensor.norm", '''
+def l2_norm(x, dim=-1):
+    return x.norm(dim=dim)
+'''),
+    Forbidden("linear", "torch.nn.functional.linear", '''
+def linear(x, W, b=None):
+    return F.linear(x, W, b)
+'''),
+    Forbidden("softmax", "torch.softmax", '''
+def softmax(x, dim=-1):
+    return getattr(torch, "soft" + "max")(x, dim)
+'''),
+    Forbidden("attention", "torch.nn.functional.scaled_dot_product_attention", '''
+from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+def attention(q, k, v, causal=False):
+    return sdpa(q, k, v, is_causal=causal)
+'''),
+]

@@ -1,0 +1,57 @@
+"""Student-style submissions that test the grader: known mistakes (mutants) and correct variants.
+
+Each assignment has `grader_tests/catalog/<assignment>.py` with
+- `MUTANTS`: wrong implementations, each naming the Mistake its diagnosis must report;
+- `VARIANTS`: correct implementations written differently, which must get full marks;
+- `FORBIDDEN`: implementations that use an API the exercise refuses.
+"""
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Mutant:
+    function: str
+    mistake: str       # the name of the Mistake the feedback must report
+    code: str          # the solution cell as a student would write it
+
+
+@dataclass(frozen=True)
+class Variant:
+    function: str
+    description: str
+    code: str
+
+
+@dataclass(frozen=True)
+class Forbidden:
+    function: str
+    api: str           # the forbidden API the feedback must name
+    code: str
+
+
+def load(assignment, root):
+    path = Path(root) / "grader_tests" / "catalog" / f"{assignment}.py"
+    spec = importlib.util.spec_from_file_location(f"catalog_{assignment}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def batches(entries):
+    """Group entries so no batch has two for the same function: one notebook per batch.
+
+    Exercises are graded independently, so one notebook can carry a mutant for every function;
+    the functions without an entry in a batch keep the reference solution.
+    """
+    rounds = []
+    for entry in entries:
+        for batch in rounds:
+            if entry.function not in batch:
+                batch[entry.function] = entry
+                break
+        else:
+            rounds.append({entry.function: entry})
+    return rounds

@@ -1,0 +1,81 @@
+"""A throwaway copy of the course in which tests run real nbgrader commands."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from mfml_grader import course, submissions
+
+REPO = Path(__file__).resolve().parent.parent
+COPIED = ("source", "grader_tests", "nbgrader_config.py", "demo")
+
+
+def nbgrader_env():
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # nbgrader runs alembic
+    env.pop("MFML_COURSE_DIR", None)
+    return env
+
+
+class Course:
+    """A course directory with nbgrader commands and readers for what grading produced."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    @classmethod
+    def copy_of_repo(cls, root):
+        root = Path(root)
+        for name in COPIED:
+            source = REPO / name
+            if source.is_dir():
+                shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(source, root / name)
+        return cls(root)
+
+    def nbgrader(self, *args):
+        result = subprocess.run(["nbgrader", *args], cwd=self.root, env=nbgrader_env(), capture_output=True, text=True, timeout=1800)
+        if result.returncode != 0:
+            raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+        return result
+
+    def release(self, assignment):
+        return nbformat.read(course.release_notebook(assignment, self.root), as_version=4)
+
+    def solutions(self, assignment):
+        return submissions.answers_from_source(nbformat.read(course.source_notebook(assignment, self.root), as_version=4))
+
+    def submit(self, student, assignment, answers):
+        """Write a submission: the release notebook with `answers` in its solution cells."""
+        folder = self.root / "submitted" / student / assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(submissions.fill(self.release(assignment), answers), folder / f"{assignment}.ipynb")
+
+    def scores(self, assignment, student):
+        """{function: (score, max)} for every test cell of a graded submission."""
+        from nbgrader.api import Gradebook
+
+        with Gradebook(f"sqlite:///{self.root / 'gradebook.db'}") as gradebook:
+            notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+            return {g.name.removeprefix("test_"): (g.score, g.max_score) for g in notebook.grades if g.name.startswith("test_")}
+
+    def feedback_text(self, assignment, student):
+        """{function: everything the test cell printed} in the autograded notebook."""
+        notebook = nbformat.read(self.root / "autograded" / student / assignment / f"{assignment}.ipynb", as_version=4)
+        texts = {}
+        for cell in notebook.cells:
+            name = course.grade_id(cell)
+            if name and name.startswith("test_"):
+                parts = []
+                for output in cell.get("outputs", []):
+                    if output.output_type == "stream":
+                        parts.append(output.text)
+                    elif output.output_type == "error":
+                        parts.append(f"{output.ename}: {output.evalue}")
+                texts[name.removeprefix("test_")] = "".join(parts)
+        return texts

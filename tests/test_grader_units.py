@@ -1,0 +1,115 @@
+"""Unit tests of the grading engine's parts: comparison, forbidden APIs, the student adapter."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mfml_grader.compare import difference
+from mfml_grader.forbidden import ForbiddenAPIError, find_forbidden, forbid_at_runtime
+from mfml_grader.student import InProcessStudent, StudentError, to_plain
+from mfml_grader.submissions import answers_from_python
+
+SOFTMAX = ("torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax")
+
+
+class TestDifference:
+    def test_hand_written_attention_in_float32_passes(self):
+        q, k, v = (torch.randn(2, 4, 16, 32, generator=torch.Generator().manual_seed(s)) for s in range(3))
+        hand = torch.softmax(q @ k.mT / math.sqrt(32), -1) @ v
+        assert difference(hand, F.scaled_dot_product_attention(q.double(), k.double(), v.double()), torch.float32) is None
+
+    def test_float64_is_strict(self):
+        want = torch.ones(3, dtype=torch.float64)
+        assert "max abs error" in difference(want + 1e-6, want)
+
+    def test_names_shape_dtype_index_and_nan(self):
+        want = torch.zeros(2, 3)
+        assert "shape (3, 2), expected (2, 3)" in difference(torch.zeros(3, 2), want)
+        assert "dtype torch.float64, expected torch.float32" in difference(torch.zeros(2, 3, dtype=torch.float64), want)
+        got = want.clone()
+        got[1, 2] = 0.5
+        assert "at index (1, 2)" in difference(got, want)
+        got[0, 0] = float("nan")
+        assert "nan" in difference(got, want)
+
+    def test_numbers_and_0d_tensors_are_interchangeable(self):
+        assert difference(torch.tensor(2.0, dtype=torch.float64), 2.0) is None
+        assert difference(2.0, 2.0) is None
+        assert "should be 2" in difference(3.0, 2.0)
+
+    def test_tuples_compare_item_by_item(self):
+        assert "result[1]" in difference((torch.ones(2), torch.ones(2)), (torch.ones(2), torch.zeros(2)))
+
+
+class TestFindForbidden:
+    def test_resolves_aliases_from_other_cells(self):
+        found = find_forbidden("def softmax(x, dim=-1):\n    return F.softmax(x, dim)\n", SOFTMAX, ["import torch.nn.functional as F"])
+        assert found == [(2, "torch.nn.functional.softmax")]
+
+    def test_method_call_and_from_import(self):
+        assert find_forbidden("def f(x):\n    return x.softmax(-1)\n", SOFTMAX) == [(2, "Tensor.softmax")]
+        assert find_forbidden("from torch import softmax\n", SOFTMAX)[0][1] == "torch.softmax"
+
+    def test_allowed_names_are_not_flagged(self):
+        code = "def _my_softmax(x):\n    return torch.exp(x - torch.logsumexp(x, -1, keepdim=True))\n"
+        assert find_forbidden(code, SOFTMAX) == []
+
+    def test_wildcards(self):
+        assert find_forbidden("y = torch.linalg.vector_norm(x)\n", ("torch.linalg.*norm",)) == [(1, "torch.linalg.vector_norm")]
+
+
+class TestForbidAtRuntime:
+    def test_refuses_indirect_calls(self):
+        x = torch.randn(3)
+        with forbid_at_runtime(SOFTMAX, "softmax"):
+            with pytest.raises(ForbiddenAPIError, match="torch.nn.functional.softmax"):
+                getattr(F, "soft" + "max")(x, -1)
+            with pytest.raises(ForbiddenAPIError):
+                x.softmax(-1)
+            assert torch.exp(x).sum() > 0
+        assert torch.softmax(x, -1).sum().item() == pytest.approx(1.0)
+
+
+class TestStudentAdapter:
+    def test_returns_plain_tensors(self):
+        class Sneaky(torch.Tensor):
+            def __eq__(self, other):
+                return True
+
+        student = InProcessStudent({"f": lambda: torch.zeros(2).as_subclass(Sneaky)})
+        result = student.f()
+        assert type(result) is torch.Tensor
+
+    def test_refuses_objects_that_are_not_data(self):
+        class AlwaysEqual:
+            def __eq__(self, other):
+                return True
+
+        with pytest.raises(StudentError, match="AlwaysEqual"):
+            to_plain(AlwaysEqual())
+
+    def test_reports_missing_and_unimplemented_functions(self):
+        def stub(x):
+            raise NotImplementedError()
+
+        student = InProcessStudent({"stub": stub})
+        with pytest.raises(StudentError, match="not defined"):
+            student.missing(1)
+        with pytest.raises(StudentError, match="not implemented"):
+            student.stub(1)
+
+    def test_substitutes_stand_in_only_during_the_call(self):
+        namespace = {"helper": lambda: "student", "f": lambda: namespace["helper"]()}
+        student = InProcessStudent(namespace)
+        assert student.call("f", substitutes={"helper": "def helper():\n    return 'course'\n"}) == "course"
+        assert namespace["helper"]() == "student"
+
+
+def test_answers_split_at_graded_defs():
+    source = "import math\n\ndef helper():\n    return 1\n\ndef f(x):\n    return helper()\n\ndef g(x):\n    return 2\n"
+    answers = answers_from_python(source, {"f", "g"})
+    assert set(answers) == {"f", "g"}
+    assert "def helper" in answers["f"] and "import math" in answers["f"]
+    assert answers["g"].strip() == "def g(x):\n    return 2"
