@@ -17,9 +17,9 @@ import torch
 TOLERANCE = {torch.float16: 1e-2, torch.bfloat16: 1e-2, torch.float32: 1e-5, torch.float64: 1e-10}
 
 
-def tolerance_for(dtype):
+def tolerance_for(dtype, overrides=None):
     """The relative tolerance for results of `dtype` (integers must match exactly)."""
-    return TOLERANCE.get(dtype, 0.0)
+    return (overrides or {}).get(dtype, TOLERANCE.get(dtype, 0.0))
 
 
 def describe(value):
@@ -31,18 +31,19 @@ def describe(value):
     return f"a {type(value).__name__} ({value!r})" if isinstance(value, (int, float, bool)) else f"a {type(value).__name__}"
 
 
-def difference(got, want, dtype=None, path="result"):
+def difference(got, want, dtype=None, path="result", tolerance=None):
     """Return None when `got` matches `want`, otherwise one sentence saying what differs.
 
     `dtype` is the dtype the student worked in (it picks the tolerance and the dtype the result
     must have); by default the dtype of `want`. Tensors must match in type, shape and dtype exactly, values within tolerance.
-    Tuples, lists and dicts are compared item by item; numbers and 0-d tensors are interchangeable.
+    Tuples, lists and dicts are compared item by item; a number may stand for a 0-d tensor.
+    `tolerance` ({dtype: relative tolerance}) overrides TOLERANCE.
     """
     if isinstance(want, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(want):
             return f"{path} should be a tuple of {len(want)} items, got {describe(got)}"
         for i, (g, w) in enumerate(zip(got, want)):
-            problem = difference(g, w, dtype, f"{path}[{i}]")
+            problem = difference(g, w, dtype, f"{path}[{i}]", tolerance)
             if problem:
                 return problem
         return None
@@ -51,31 +52,35 @@ def difference(got, want, dtype=None, path="result"):
             keys = sorted(got) if isinstance(got, dict) else None
             return f"{path} should be a dict with keys {sorted(want)}, got {keys if keys is not None else describe(got)}"
         for key in want:
-            problem = difference(got[key], want[key], dtype, f"{path}[{key!r}]")
+            problem = difference(got[key], want[key], dtype, f"{path}[{key!r}]", tolerance)
             if problem:
                 return problem
         return None
+    if isinstance(want, torch.Tensor) and want.dim() == 0 and isinstance(got, (int, float)) and not isinstance(got, bool):
+        want = want.item()
     if isinstance(want, torch.Tensor):
-        return _tensor_difference(got, want, dtype, path)
+        return _tensor_difference(got, want, dtype, path, tolerance)
     if isinstance(want, (int, float)) and not isinstance(want, bool):
-        return _number_difference(got, want, dtype, path)
+        return _number_difference(got, want, dtype, path, tolerance)
     return None if got == want else f"{path} should be {want!r}, got {got!r}"
 
 
-def _number_difference(got, want, dtype, path):
+def _number_difference(got, want, dtype, path, tolerance):
     if isinstance(got, torch.Tensor) and got.numel() == 1 and got.dim() == 0:
         got = got.item()
     if not isinstance(got, (int, float)) or isinstance(got, bool):
         return f"{path} should be a number, got {describe(got)}"
     if math.isnan(want) and math.isnan(got):
         return None
-    tol = tolerance_for(dtype or torch.float64) * (max(1.0, abs(want)) + abs(want))
+    if isinstance(want, int) and isinstance(got, int):
+        return None if got == want else f"{path} should be {want}, got {got}"
+    tol = tolerance_for(dtype or torch.float64, tolerance) * (max(1.0, abs(want)) + abs(want))
     if not math.isfinite(got) or abs(got - want) > tol:
         return f"{path} should be {want:.6g}, got {got:.6g} (error {abs(got - want):.3g}, tolerance {tol:.2g})"
     return None
 
 
-def _tensor_difference(got, want, dtype, path):
+def _tensor_difference(got, want, dtype, path, tolerance):
     if not isinstance(got, torch.Tensor):
         return f"{path} should be a tensor of shape {tuple(want.shape)}, got {describe(got)}"
     if got.shape != want.shape:
@@ -91,10 +96,10 @@ def _tensor_difference(got, want, dtype, path):
             index = tuple(wrong[0].tolist())
             return f"{path} differs at {len(wrong)} of {want.numel()} entries, first at index {index}: got {got[index].item()}, expected {want[index].item()}"
         return None
-    return _float_difference(got, want, dtype, path)
+    return _float_difference(got, want, dtype, path, tolerance)
 
 
-def _float_difference(got, want, dtype, path):
+def _float_difference(got, want, dtype, path, tolerance):
     got64, want64 = got.detach().to(torch.float64), want.detach().to(torch.float64)
     bad_nan = torch.isnan(got64) & ~torch.isnan(want64)
     if bad_nan.any():
@@ -111,7 +116,7 @@ def _float_difference(got, want, dtype, path):
         return None
     error = (got64 - want64).abs().where(finite, torch.zeros_like(got64))
     scale = max(1.0, want64[finite].abs().max().item())
-    allowed = tolerance_for(dtype) * (scale + want64.abs().where(finite, torch.zeros_like(want64)))
+    allowed = tolerance_for(dtype, tolerance) * (scale + want64.abs().where(finite, torch.zeros_like(want64)))
     if (error <= allowed).all():
         return None
     index = tuple(torch.unravel_index(torch.argmax(error - allowed), error.shape)) if error.dim() else ()
@@ -119,9 +124,9 @@ def _float_difference(got, want, dtype, path):
     at = f" at index {index}" if index else ""
     return (f"{path} differs from the expected values: max abs error {error.max().item():.3g}{at} "
             f"(got {got64[index].item():.6g}, expected {want64[index].item():.6g}; "
-            f"{int((error > allowed).sum())} of {want.numel()} entries outside the tolerance {tolerance_for(dtype):g} x scale)")
+            f"{int((error > allowed).sum())} of {want.numel()} entries outside the tolerance {tolerance_for(dtype, tolerance):g} x scale)")
 
 
-def matches(got, want, dtype=None):
+def matches(got, want, dtype=None, tolerance=None):
     """True when `got` equals `want` within the tolerance for `dtype`."""
-    return difference(got, want, dtype) is None
+    return difference(got, want, dtype, tolerance=tolerance) is None

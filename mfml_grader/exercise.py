@@ -6,6 +6,7 @@ of checks that pass. Checks reach student code only through the `student` adapte
 """
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -38,28 +39,59 @@ def randn(*shape, seed, dtype=torch.float32, scale=1.0, shift=0.0):
     return (torch.randn(*shape, generator=seeded(seed), dtype=torch.float64) * scale + shift).to(dtype)
 
 
-def _clone(value):
+class SourceFunction:
+    """A function handed to student code (e.g. the `f` of a numerical gradient), kept as source.
+
+    Keeping the source lets an adapter rebuild it wherever the student's code runs.
+    `SourceFunction("lambda x: (x ** 3).sum()")`; the source sees `torch` and `math`.
+    """
+
+    def __init__(self, source):
+        self.source = source
+        self._function = eval(source, {"torch": torch, "math": math})  # trusted course code
+
+    def __call__(self, *args, **kwargs):
+        return self._function(*args, **kwargs)
+
+    def __repr__(self):
+        return self.source
+
+
+def _map_tensors(value, fn):
+    """Apply `fn` to every tensor inside nested tuples, lists and dicts."""
     if isinstance(value, torch.Tensor):
-        return value.clone()
+        return fn(value)
     if isinstance(value, (tuple, list)):
-        return type(value)(_clone(v) for v in value)
+        return type(value)(_map_tensors(v, fn) for v in value)
     if isinstance(value, dict):
-        return {k: _clone(v) for k, v in value.items()}
+        return {k: _map_tensors(v, fn) for k, v in value.items()}
     return value
+
+
+def _clone(value):
+    return _map_tensors(value, torch.Tensor.clone)
 
 
 def _to64(value):
-    if isinstance(value, torch.Tensor) and value.dtype.is_floating_point:
-        return value.to(torch.float64)
-    if isinstance(value, (tuple, list)):
-        return type(value)(_to64(v) for v in value)
-    return value
+    return _map_tensors(value, lambda t: t.to(torch.float64) if t.dtype.is_floating_point else t)
+
+
+def _tensors(value, path):
+    """(path, tensor) for every tensor inside nested tuples, lists and dicts."""
+    if isinstance(value, torch.Tensor):
+        yield path, value
+    elif isinstance(value, (tuple, list)):
+        for i, v in enumerate(value):
+            yield from _tensors(v, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _tensors(v, f"{path}[{k!r}]")
 
 
 def input_dtype(args):
     """The floating dtype of the first floating tensor among `args`: the dtype results must keep."""
-    for value in args:
-        if isinstance(value, torch.Tensor) and value.dtype.is_floating_point:
+    for _, value in _tensors(list(args), ""):
+        if value.dtype.is_floating_point:
             return value.dtype
     return torch.float64
 
@@ -71,6 +103,7 @@ class Exercise:
     forbidden = ()         # dotted torch APIs refused in this exercise ("torch.softmax", "torch.Tensor.softmax")
     substitutes = ()       # helpers replaced by the course's solution during checks (grade each cell on its own)
     mistakes = ()          # Mistake(...) entries, tried in order to name what went wrong
+    tolerance = None       # {dtype: relative tolerance} overriding mfml_grader.compare.TOLERANCE
     substitute_sources = {}  # filled by the runner: helper name -> solution source
 
     @staticmethod
@@ -101,20 +134,19 @@ class Exercise:
         self._expect_unchanged(args, kwargs, *given)
         dtype = input_dtype(list(args) + list(kwargs.values()))
         want = self.reference(*_to64(args), **_to64(kwargs))
-        problem = difference(got, want, dtype)
+        problem = difference(got, want, dtype, tolerance=self.tolerance)
         if problem:
             raise CheckFailed(f"{self.describe_call(args, kwargs)}: {problem}{self._diagnose(got, args, kwargs, dtype)}")
         return got
 
     def _expect_unchanged(self, args, kwargs, given_args, given_kwargs):
         names = self._parameter_names()
-        for i, (before, after) in enumerate(zip(args, given_args)):
-            if isinstance(before, torch.Tensor) and not torch.equal(before, after):
-                name = names[i] if i < len(names) else f"argument {i}"
-                raise CheckFailed(f"{self.function} modified its input `{name}` in place; work on a copy (avoid `+=`, `.add_()`, slice assignment on inputs)")
-        for key, before in kwargs.items():
-            if isinstance(before, torch.Tensor) and not torch.equal(before, given_kwargs[key]):
-                raise CheckFailed(f"{self.function} modified its input `{key}` in place; work on a copy")
+        pairs = [(names[i] if i < len(names) else f"argument {i}", before, after) for i, (before, after) in enumerate(zip(args, given_args))]
+        pairs += [(key, before, given_kwargs[key]) for key, before in kwargs.items()]
+        for name, before, after in pairs:
+            for (path, old), (_, new) in zip(_tensors(before, name), _tensors(after, name)):
+                if old.shape != new.shape or not torch.equal(old.nan_to_num(), new.nan_to_num()):
+                    raise CheckFailed(f"{self.function} modified its input `{path}` in place; work on a copy (avoid `+=`, `.add_()`, `.copy_()` and slice assignment on inputs)")
 
     # -- messages ------------------------------------------------------------------------
     def _parameter_names(self):
@@ -135,7 +167,7 @@ class Exercise:
                 wrong = mistake.compute(*_to64(_clone(args)), **_to64(_clone(kwargs)))
             except Exception:  # noqa: BLE001 - a mistake that cannot run on these inputs does not match
                 continue
-            if difference(got, wrong, dtype) is None:
+            if difference(got, wrong, dtype, tolerance=self.tolerance) is None:
                 return f"\n    Likely mistake: {mistake.name}. {mistake.fix}"
         return ""
 

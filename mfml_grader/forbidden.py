@@ -5,7 +5,9 @@ Two layers, because either alone can be fooled:
   reference to a forbidden name with its line: clear messages, even for code that never runs.
 - `forbid_at_runtime` refuses forbidden torch functions while student code runs, through a
   `TorchFunctionMode`, which sees every torch call however it was reached
-  (`getattr(F, "soft" + "max")`, an alias captured earlier, a method on a tensor).
+  (`getattr(F, "soft" + "max")`, an alias captured earlier, a method on a tensor), and replaces
+  forbidden modules and classes (`torch.optim`, `torch.distributions`), which that mode cannot
+  see, by stand-ins that refuse to be used.
 
 Forbidden names are dotted paths; `torch.Tensor.softmax` also means any `.softmax` method call, and
 `*` is a wildcard within one name (`torch.linalg.*norm`).
@@ -15,6 +17,7 @@ import ast
 import contextlib
 import fnmatch
 import importlib
+import inspect
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -101,25 +104,38 @@ def find_forbidden(source, forbidden, context_sources=()):
     return sorted(set(found))
 
 
-def _resolve(pattern):
-    """The torch objects a forbidden pattern stands for (wildcards expanded)."""
-    module_path, _, name = pattern.rpartition(".")
-    owner = None
+def _owner(path):
+    """The module or class a dotted path names (`torch.nn.functional`, `torch.Tensor`), or None."""
     try:
-        owner = importlib.import_module(module_path)
+        return importlib.import_module(path)
     except ImportError:
-        parent, _, attr = module_path.rpartition(".")
+        parent, _, attr = path.rpartition(".")
         with contextlib.suppress(ImportError, AttributeError):
-            owner = getattr(importlib.import_module(parent), attr)
+            return getattr(importlib.import_module(parent), attr)
+    return None
+
+
+def _resolve(pattern):
+    """[(owner, attribute name, object, dotted name)] for what a forbidden pattern stands for."""
+    module_path, _, name = pattern.rpartition(".")
+    owner = _owner(module_path)
     if owner is None:
-        return {}
-    names = [n for n in dir(owner) if fnmatch.fnmatchcase(n, name)]
-    resolved = {}
-    for n in names:
-        obj = getattr(owner, n, None)
-        if callable(obj):
-            resolved[obj] = f"{module_path}.{n}"
-    return resolved
+        return []
+    return [(owner, n, getattr(owner, n), f"{module_path}.{n}") for n in dir(owner)
+            if fnmatch.fnmatchcase(n, name) and getattr(owner, n, None) is not None]
+
+
+class _Refused:
+    """Stands in for a forbidden module or class while student code runs."""
+
+    def __init__(self, name, exercise):
+        self._message = f"{exercise} must not use {name}: this exercise asks you to compute it yourself"
+
+    def __getattr__(self, attr):
+        raise ForbiddenAPIError(self._message)
+
+    def __call__(self, *args, **kwargs):
+        raise ForbiddenAPIError(self._message)
 
 
 class _Refuse(TorchFunctionMode):
@@ -136,12 +152,19 @@ class _Refuse(TorchFunctionMode):
 
 @contextlib.contextmanager
 def forbid_at_runtime(forbidden, exercise):
-    """Inside this block, calling any torch function matched by `forbidden` raises ForbiddenAPIError."""
-    refused = {}
+    """Inside this block, using anything matched by `forbidden` raises ForbiddenAPIError."""
+    functions, replaced = {}, []
     for pattern in forbidden:
-        refused.update(_resolve(pattern))
-    if not refused:
-        yield
-        return
-    with _Refuse(refused, exercise):
-        yield
+        for owner, attr, obj, name in _resolve(pattern):
+            if isinstance(obj, type) or inspect.ismodule(obj):
+                replaced.append((owner, attr, obj, _Refused(name, exercise)))
+            elif callable(obj):
+                functions[obj] = name
+    for owner, attr, _, stand_in in replaced:
+        setattr(owner, attr, stand_in)
+    try:
+        with _Refuse(functions, exercise):
+            yield
+    finally:
+        for owner, attr, original, _ in reversed(replaced):
+            setattr(owner, attr, original)

@@ -113,3 +113,17 @@ def test_answers_split_at_graded_defs():
     assert set(answers) == {"f", "g"}
     assert "def helper" in answers["f"] and "import math" in answers["f"]
     assert answers["g"].strip() == "def g(x):\n    return 2"
+
+
+def test_forbidden_modules_and_classes_refuse_use_and_come_back():
+    import torch.optim
+
+    with forbid_at_runtime(("torch.optim", "torch.autograd.grad", "torch.Tensor.backward"), "adamw_step"):
+        with pytest.raises(ForbiddenAPIError, match="torch.optim"):
+            torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+        x = torch.ones(2, requires_grad=True)
+        with pytest.raises(ForbiddenAPIError, match="backward"):
+            (x * 2).sum().backward()
+        with pytest.raises(ForbiddenAPIError, match="torch.autograd.grad"):
+            torch.autograd.grad((x * 2).sum(), x)
+    assert torch.optim.AdamW is not None and hasattr(torch.optim, "SGD")
