@@ -87,10 +87,12 @@ class InProcessStudent:
 
     @contextlib.contextmanager
     def _substituted(self, substitutes):
-        saved = {}
+        # One scope for all stand-ins: they call each other, or else the student's own helpers.
+        scope = {**self.namespace, "torch": torch, "F": F, "math": math}
         for helper, source in substitutes.items():
-            scope = {"torch": torch, "F": F, "math": math}
             exec(compile(source, f"<reference {helper}>", "exec"), scope)  # trusted course code
+        saved = {}
+        for helper in substitutes:
             saved[helper] = self.namespace.get(helper, _MISSING)
             self.namespace[helper] = scope[helper]
         try:
