@@ -20,3 +20,24 @@ c.Execute.execute_retries = 1
 
 # Only the release notebooks are handed out.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+
+# Grading runs student code in a bubblewrap sandbox and the tests in this (trusted) process:
+# mfml_grader/judge/. MFML_EXECUTOR=kernel selects nbgrader's stock kernel executor instead
+# (used by `make bench` to compare the two).
+import os  # noqa: E402
+
+if os.environ.get("MFML_EXECUTOR", "sandbox") != "kernel":
+    c.Autograde.autograde_preprocessors = [
+        "mfml_grader.judge.executor.SandboxedExecute",
+        "nbgrader.preprocessors.IgnorePattern",
+        "nbconvert.preprocessors.ClearMetadataPreprocessor",
+        "nbgrader.preprocessors.LimitOutput",
+        "nbgrader.preprocessors.SaveAutoGrades",
+        "nbgrader.preprocessors.AssignLatePenalties",
+        "nbgrader.preprocessors.CheckCellMetadata",
+    ]
+c.SandboxedExecute.cell_timeout = 60
+c.SandboxedExecute.notebook_timeout = 600
+
+# Deleted test cells come back from the gradebook (and score from the instructor's code).
+c.OverwriteCells.add_missing_cells = True

@@ -1,4 +1,4 @@
-"""The entry point hidden test cells call while a notebook is graded in its kernel.
+"""The entry point hidden test cells call: `grade(assignment, function, points)`.
 
 A test cell starts with a hidden block
 
@@ -9,13 +9,20 @@ A test cell starts with a hidden block
 followed by the visible tests students saw. `grade` prints the report and publishes the partial
 credit as the cell's first result (nbgrader scores a test cell by its first error or result), so
 a visible test failing afterwards cannot hide the report or cancel the partial credit.
+
+Under the course's grader (judge/), the cell runs in the trusted grading process and student code
+in a sandbox: `judged` holds that submission's context. Under a plain kernel (stock nbgrader, or an
+instructor running the source notebook), the student's namespace is this kernel's.
 """
 
 import ast
+import contextvars
 import sys
 
 from .runner import run_exercise
 from .student import InProcessStudent
+
+judged = contextvars.ContextVar("judged", default=None)
 
 
 def _defines(source, function):
@@ -27,12 +34,16 @@ def _defines(source, function):
 
 
 def grade(assignment, function, points):
-    """Run the hidden checks of `function` against this kernel's namespace and publish the score."""
-    from IPython import get_ipython
+    """Run the hidden checks of `function`, print the report, publish the score as the cell's result."""
+    context = judged.get()
+    if context is not None:
+        report = run_exercise(assignment, function, context.student, context.solution_source(function), context.sources())
+    else:
+        from IPython import get_ipython
 
-    shell = get_ipython()
-    history = [source for source in shell.user_ns.get("In", []) if source]
-    solution = next((source for source in reversed(history) if _defines(source, function)), None)
-    report = run_exercise(assignment, function, InProcessStudent(shell.user_ns), solution, history)
+        shell = get_ipython()
+        history = [source for source in shell.user_ns.get("In", []) if source]
+        solution = next((source for source in reversed(history) if _defines(source, function)), None)
+        report = run_exercise(assignment, function, InProcessStudent(shell.user_ns), solution, history)
     print(report.text(points))
     sys.displayhook(report.points(points))

@@ -1,0 +1,73 @@
+"""`SandboxedExecute`: nbgrader's Execute step, with student code in the sandbox and tests outside.
+
+Configured in nbgrader_config.py as the first of `Autograde.autograde_preprocessors`. For each
+notebook: a fresh sandboxed process runs every code cell except the autograder test cells; the
+test cells (restored from the gradebook by nbgrader, hidden blocks included) run here, in the
+trusted grading process, where student functions are proxies that return plain values. Outputs land
+in the cells exactly as nbgrader's own Execute would put them, so grading, feedback and export work
+unchanged.
+
+Kept free of torch imports at module level: nbgrader loads its config for every command.
+"""
+
+import os
+from pathlib import Path
+
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Bool, Float, Integer
+
+MAX_FILES_BYTES = 32 * 2**20
+_judge = None
+
+
+def judge_for(preprocessor):
+    """The grading process's one warm sandbox (started on first use, killed at exit)."""
+    global _judge
+    if _judge is None:
+        import atexit
+
+        from .session import Judge, Limits
+
+        limits = Limits(cell_seconds=preprocessor.cell_timeout, notebook_seconds=preprocessor.notebook_timeout,
+                        output_chars=preprocessor.max_output_chars, scratch_bytes=preprocessor.scratch_bytes)
+        limits.rlimits["RLIMIT_AS"] = preprocessor.memory_bytes
+        limits.rlimits["RLIMIT_NPROC"] = preprocessor.max_processes
+        threads = int(os.environ.get("MFML_THREADS", "0")) or preprocessor.threads or 1
+        _judge = Judge(limits, threads=threads, require_sandbox=preprocessor.require_sandbox)
+        if _judge.sandboxed:
+            preprocessor.log.info("grading in the bubblewrap sandbox")
+        atexit.register(_judge.close)
+    return _judge
+
+
+class SandboxedExecute(NbGraderPreprocessor):
+    """Run a submission in the sandbox and its test cells in the grader (replaces nbgrader's Execute)."""
+
+    cell_timeout = Float(60.0, help="Seconds a cell (or one call of a student function) may take.").tag(config=True)
+    notebook_timeout = Float(600.0, help="Seconds the whole notebook may take.").tag(config=True)
+    memory_bytes = Integer(6 * 2**30, help="Address space per process of the submission.").tag(config=True)
+    max_processes = Integer(64, help="Processes and threads the submission may have at once.").tag(config=True)
+    max_output_chars = Integer(100_000, help="Characters of output kept per cell.").tag(config=True)
+    scratch_bytes = Integer(256 * 2**20, help="Size of the sandbox's writable tmpfs.").tag(config=True)
+    threads = Integer(1, help="torch threads per submission (MFML_THREADS overrides).").tag(config=True)
+    require_sandbox = Bool(False, help="Refuse to grade when bubblewrap cannot run.").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from .notebook_run import run_notebook
+
+        folder = Path(resources.get("metadata", {}).get("path") or ".")
+        run_notebook(nb, judge_for(self), _support_files(folder), self.log)
+        return nb, resources
+
+
+def _support_files(folder):
+    """The assignment's other files (data the notebook reads), copied into the sandbox."""
+    files, total = {}, 0
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix != ".ipynb" and ".ipynb_checkpoints" not in path.parts:
+            size = path.stat().st_size
+            if total + size > MAX_FILES_BYTES:
+                break
+            files[str(path.relative_to(folder))] = path.read_bytes()
+            total += size
+    return files

@@ -1,0 +1,203 @@
+"""Run one notebook for grading: student cells in its sandboxed session, test cells here (trusted).
+
+A test cell's code is the instructor's (nbgrader restores it from the gradebook). It runs in a
+namespace of trusted modules where every student name it mentions is a proxy: functions call into
+the sandbox and return plain values, data is fetched as plain values. `grade()` in its hidden block
+finds the session through `notebook.judged` and scores with the trusted hidden checks.
+"""
+
+import ast
+import builtins
+import contextlib
+import io
+import math
+import sys
+import traceback
+import warnings
+from dataclasses import dataclass
+
+import nbformat
+import numpy
+import torch
+import torch.nn.functional as F
+
+from ..course import grade_id
+from ..notebook import judged
+from ..student import StudentError
+from .session import RemoteStudent, SessionEnded
+
+TRUSTED_MODULES = {"torch": torch, "torch.nn.functional": F, "math": math, "numpy": numpy}
+
+
+@dataclass
+class JudgeContext:
+    student: RemoteStudent
+    cells: list               # the submission's code cells
+
+    def solution_source(self, function):
+        """The solution cell of `function`, else the last cell that defines it."""
+        for cell in self.cells:
+            if grade_id(cell) == function:
+                return cell.source
+        for cell in reversed(self.cells):
+            with contextlib.suppress(SyntaxError):
+                if any(isinstance(n, ast.FunctionDef) and n.name == function for n in ast.parse(cell.source).body):
+                    return cell.source
+        return None
+
+    def sources(self):
+        return [cell.source for cell in self.cells]
+
+
+def is_test_cell(cell):
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def run_notebook(nb, judge, files, log):
+    session = judge.session(files)
+    student = RemoteStudent(session, call_seconds=judge.limits.cell_seconds)
+    context = JudgeContext(student, [c for c in nb.cells if c.cell_type == "code"])
+    count = 0
+    try:
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            count += 1
+            if is_test_cell(cell):
+                cell.outputs = run_test_cell(cell.source, context)
+                cell.execution_count = count
+            else:
+                cell.outputs, cell.execution_count = _run_student_cell(session, cell.source, count)
+    finally:
+        session.close()
+        if session.ended and not session.ended.startswith("the notebook's process exited (exit 0)"):
+            log.warning("submission process ended early: %s", session.ended)
+
+
+def _run_student_cell(session, source, count):
+    if not source.strip():
+        return [], None
+    try:
+        reply = session.run_cell(source)
+    except SessionEnded as ended:
+        return [_error("NotebookStopped", f"this cell did not run: {ended.reason}")], count
+    return [_clean_output(o) for o in reply.get("outputs", [])[:200]], count
+
+
+def _clean_output(output):
+    """An nbformat output built from what the sandbox sent (untrusted: only known fields survive)."""
+    kind = output.get("output_type") if isinstance(output, dict) else None
+    if kind == "stream":
+        name = output.get("name") if output.get("name") in ("stdout", "stderr") else "stdout"
+        return nbformat.v4.new_output("stream", name=name, text=str(output.get("text", "")))
+    if kind in ("display_data", "execute_result"):
+        data = {str(k): str(v) for k, v in dict(output.get("data") or {}).items()}
+        extra = {"execution_count": None} if kind == "execute_result" else {}
+        return nbformat.v4.new_output(kind, data=data, **extra)
+    if kind == "error":
+        return _error(str(output.get("ename", "Error")), str(output.get("evalue", "")), [str(t) for t in output.get("traceback", [])])
+    return nbformat.v4.new_output("stream", name="stdout", text="[an output the grader does not accept was dropped]\n")
+
+
+def _error(ename, evalue, traceback_lines=None):
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=traceback_lines or [f"{ename}: {evalue}"])
+
+
+class _Proxy:
+    """A student function, called in the sandbox; what comes back is plain data."""
+
+    def __init__(self, student, name):
+        self._student, self._name = student, name
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return self._student.call(self._name, args, kwargs)
+        except StudentError as error:
+            raise RuntimeError(str(error)) from None
+
+    def __repr__(self):
+        return f"<student function {self._name}>"
+
+
+class _Unavailable:
+    def __init__(self, name, why):
+        self._message = f"`{name}` {why}"
+
+    def __getattr__(self, attr):
+        raise NameError(self._message)
+
+    def __call__(self, *args, **kwargs):
+        raise NameError(self._message)
+
+
+def _namespace(source, student):
+    """Trusted globals for a test cell, with proxies for the student names it mentions."""
+    namespace = {"__builtins__": builtins, "__name__": "__test_cell__", "torch": torch, "F": F, "math": math, "np": numpy}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return namespace
+    mentioned = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(namespace) - set(dir(builtins))
+    if not mentioned:
+        return namespace
+    for name, kind in student.kinds(sorted(mentioned)).items():
+        if kind == "function":
+            namespace[name] = _Proxy(student, name)
+        elif kind == "data":
+            with contextlib.suppress(StudentError):
+                namespace[name] = student.get(name)
+        elif kind.startswith("module:") and kind.removeprefix("module:") in TRUSTED_MODULES:
+            namespace[name] = TRUSTED_MODULES[kind.removeprefix("module:")]
+        elif kind != "missing":
+            namespace[name] = _Unavailable(name, "is not plain data, so the tests cannot use it")
+    return namespace
+
+
+class _Capture:
+    """Collects what a test cell prints and displays, in order, as nbformat outputs."""
+
+    def __init__(self):
+        self.outputs = []
+
+    def stream(self, name):
+        capture = self
+
+        class Writer(io.TextIOBase):
+            def write(self, text):
+                last = capture.outputs[-1] if capture.outputs else None
+                if last is not None and last.output_type == "stream" and last.name == name:
+                    last.text += text
+                else:
+                    capture.outputs.append(nbformat.v4.new_output("stream", name=name, text=text))
+                return len(text)
+
+        return Writer()
+
+    def displayhook(self, value):
+        if value is not None:
+            self.outputs.append(nbformat.v4.new_output("execute_result", data={"text/plain": repr(value)}, execution_count=None))
+
+
+def run_test_cell(source, context):
+    """Execute an autograder test cell here; return its outputs."""
+    capture = _Capture()
+    token = judged.set(context)
+    saved = sys.stdout, sys.stderr, sys.displayhook
+    sys.stdout, sys.stderr, sys.displayhook = capture.stream("stdout"), capture.stream("stderr"), capture.displayhook
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            namespace = _namespace(source, context.student)
+            code = compile(source, "<test cell>", "exec")
+            exec(code, namespace)
+    except StudentError as error:
+        capture.outputs.append(_error("StudentError", str(error)))
+    except Exception as error:  # noqa: BLE001 - a failing visible test is the student's feedback
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == "<test cell>"]
+        lines = [f"Test cell, line {f.lineno}: {source.splitlines()[f.lineno - 1].strip()}" for f in frames]
+        capture.outputs.append(_error(type(error).__name__, str(error), [*lines, f"{type(error).__name__}: {error}"]))
+    finally:
+        sys.stdout, sys.stderr, sys.displayhook = saved
+        judged.reset(token)
+    return capture.outputs

@@ -1,0 +1,139 @@
+"""The wire format between the trusted grader and the sandboxed worker: JSON plus raw tensor bytes.
+
+Nothing is ever unpickled. A message is one frame:
+
+    8-byte big-endian header length | 8-byte payload length | JSON header | payload bytes
+
+Values are plain data: None, bool, int, float, str, lists, tuples, dicts with string keys, and
+tensors (dtype, shape, raw bytes of a contiguous copy). Two course-made objects also cross, from the
+trusted side only: a `SourceFunction` (as its source) and a `torch.Generator` (as its state).
+"""
+
+import json
+import struct
+
+import torch
+
+MAX_FRAME_BYTES = 512 * 2**20
+HEADER = struct.Struct(">QQ")
+DTYPES = {str(d).removeprefix("torch."): d for d in (
+    torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8, torch.int8, torch.int16,
+    torch.int32, torch.int64, torch.bool, torch.complex64, torch.complex128)}
+
+
+class ProtocolError(Exception):
+    """A frame that is too large, malformed, or holds something that is not plain data."""
+
+
+def encode(value):
+    """(JSON-able header, payload bytes) for a plain value."""
+    blobs = []
+
+    def walk(v):
+        if v is None or isinstance(v, (bool, str)):
+            return v
+        if isinstance(v, int):
+            return v if abs(v) < 2**63 else float(v)
+        if isinstance(v, float):
+            return {"__float__": repr(v)}
+        if isinstance(v, torch.Tensor):
+            t = v.detach().contiguous().cpu()
+            dtype = str(t.dtype).removeprefix("torch.")
+            if dtype not in DTYPES:
+                raise ProtocolError(f"tensors of dtype {t.dtype} are not supported")
+            blobs.append(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            return {"__tensor__": len(blobs) - 1, "dtype": dtype, "shape": list(t.shape)}
+        if isinstance(v, tuple):
+            return {"__tuple__": [walk(x) for x in v]}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, dict):
+            if not all(isinstance(k, str) for k in v):
+                raise ProtocolError("only dicts with string keys can cross")
+            return {"__dict__": {k: walk(x) for k, x in v.items()}}
+        if isinstance(v, torch.Generator):
+            return {"__generator__": walk(v.get_state())}
+        if hasattr(v, "source") and type(v).__name__ == "SourceFunction":
+            return {"__function__": v.source}
+        raise ProtocolError(f"a {type(v).__name__} cannot cross the grader boundary")
+
+    header = walk(value)
+    offsets, payload = [], bytearray()
+    for blob in blobs:
+        offsets.append((len(payload), len(blob)))
+        payload += blob
+    return {"value": header, "blobs": offsets}, bytes(payload)
+
+
+def decode(header, payload, allow_code=False):
+    """The plain value of a frame. `allow_code` (worker side only) rebuilds course functions."""
+    blobs = header["blobs"]
+
+    def walk(v):
+        if v is None or isinstance(v, (bool, str, int)):
+            return v
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if not isinstance(v, dict) or len(v) not in (1, 3):
+            raise ProtocolError("malformed value")
+        if "__float__" in v:
+            return float(v["__float__"])
+        if "__tensor__" in v:
+            dtype = DTYPES.get(v["dtype"])
+            start, length = blobs[v["__tensor__"]]
+            shape = [int(n) for n in v["shape"]]
+            if dtype is None or any(n < 0 for n in shape):
+                raise ProtocolError("malformed tensor")
+            numel = 1
+            for n in shape:
+                numel *= n
+            if numel * dtype.itemsize != length or start + length > len(payload):
+                raise ProtocolError("tensor bytes do not match its shape")
+            raw = bytearray(payload[start:start + length])
+            return torch.frombuffer(raw, dtype=torch.uint8).view(dtype).reshape(shape).clone() if length else torch.empty(shape, dtype=dtype)
+        if "__tuple__" in v:
+            return tuple(walk(x) for x in v["__tuple__"])
+        if "__dict__" in v:
+            return {str(k): walk(x) for k, x in v["__dict__"].items()}
+        if allow_code and "__generator__" in v:
+            generator = torch.Generator()
+            generator.set_state(walk(v["__generator__"]))
+            return generator
+        if allow_code and "__function__" in v:
+            from ..exercise import SourceFunction
+            return SourceFunction(v["__function__"])
+        raise ProtocolError("malformed value")
+
+    return walk(header["value"])
+
+
+def send(sock, message, value=None):
+    """Send a message (a dict of JSON fields) with an optional plain `value`."""
+    body, payload = encode(value)
+    body.update(message)
+    data = json.dumps(body, allow_nan=False).encode()
+    sock.sendall(HEADER.pack(len(data), len(payload)) + data + payload)
+
+
+def _recv_exactly(sock, n):
+    chunks, remaining = [], n
+    while remaining:
+        chunk = sock.recv(min(remaining, 4 * 2**20))
+        if not chunk:
+            raise EOFError("the other side closed the connection")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def receive(sock, allow_code=False):
+    """(message dict, decoded value). Refuses frames above MAX_FRAME_BYTES."""
+    header_length, payload_length = HEADER.unpack(_recv_exactly(sock, HEADER.size))
+    if header_length + payload_length > MAX_FRAME_BYTES:
+        raise ProtocolError(f"a message of {(header_length + payload_length) / 2**20:.0f} MiB is over the {MAX_FRAME_BYTES // 2**20} MiB limit")
+    try:
+        body = json.loads(_recv_exactly(sock, header_length))
+    except ValueError as error:
+        raise ProtocolError(f"malformed message: {error}") from None
+    payload = _recv_exactly(sock, payload_length)
+    return body, decode(body, payload, allow_code)

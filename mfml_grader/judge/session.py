@@ -1,0 +1,198 @@
+"""The trusted side of the judge: one warm worker per grading process, one session per submission.
+
+`Judge` starts the sandboxed zygote once; `Judge.session()` forks a fresh child for one submission
+and returns a `Session` that runs cells in it and calls its functions (`RemoteStudent`), with a
+deadline on every request. Values come back through `protocol` (never pickle) and are plain.
+"""
+
+import json
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from ..student import StudentError
+from . import protocol
+from .sandbox import start_worker
+
+DEFAULT_LIMITS = {
+    "RLIMIT_AS": 6 * 2**30,        # bytes of address space per process (torch maps a lot it never touches)
+    "RLIMIT_NPROC": 64,            # processes and threads of the submission's uid
+    "RLIMIT_FSIZE": 64 * 2**20,    # bytes per file written
+    "RLIMIT_NOFILE": 256,
+    "RLIMIT_CORE": 0,
+    "RLIMIT_CPU": 900,             # CPU seconds: a backstop; wall-clock deadlines come first
+}
+
+
+class SessionEnded(Exception):
+    """The submission's process is gone (crash, timeout, limit); `reason` says why, for the student."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Limits:
+    cell_seconds: float = 60.0
+    notebook_seconds: float = 600.0
+    output_chars: int = 100_000
+    scratch_bytes: int = 256 * 2**20
+    rlimits: dict = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+
+
+class Judge:
+    """Owns the zygote. Start once per grading process; `close()` kills the whole sandbox."""
+
+    def __init__(self, limits=None, threads=1, first_uid=61000, require_sandbox=False):
+        self.limits = limits or Limits()
+        self.threads = threads
+        self.uid = first_uid
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.stderr = tempfile.TemporaryFile()
+        self.process, self.sandboxed = start_worker(theirs.fileno(), threads, self.limits.scratch_bytes, self.stderr, require_sandbox)
+        theirs.close()
+        self.control.settimeout(120)
+        try:
+            ready = json.loads(self.control.recv(65536) or b"{}")
+        except (OSError, ValueError):
+            ready = {}
+        if not ready.get("ready"):
+            raise RuntimeError(f"the grading worker did not start: {self._worker_stderr()}")
+        self.runs_as_root = ready["uid"] == 0
+
+    def _worker_stderr(self):
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")[-2000:]
+
+    def session(self, files=None):
+        """A fresh process for one submission, with `files` ({relative path: bytes}) in its folder."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.uid = 61000 + (self.uid - 61000 + 1) % 1000
+        message = {"op": "fork", "uid": self.uid if self.runs_as_root else 0,
+                   "limits": self.limits.rlimits, "threads": self.threads}
+        socket.send_fds(self.control, [json.dumps(message).encode()], [theirs.fileno()])
+        theirs.close()
+        pid = json.loads(self.control.recv(65536))["pid"]
+        session = Session(self, ours, pid)
+        if files:
+            session.request({"op": "files"}, {path: _bytes_tensor(data) for path, data in files.items()}, timeout=60)
+        return session
+
+    def end(self, pid):
+        socket.send_fds(self.control, [json.dumps({"op": "end", "pid": pid}).encode()], [])
+        return json.loads(self.control.recv(65536))["status"]
+
+    def close(self):
+        for closing in (self.control.close, self.process.kill, self.process.wait):
+            try:
+                closing()
+            except OSError:
+                pass
+
+
+def _bytes_tensor(data):
+    import torch
+
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
+
+
+class Session:
+    """One submission's process. Every request has a deadline; past it, the process is killed."""
+
+    def __init__(self, judge, sock, pid):
+        self.judge, self.sock, self.pid = judge, sock, pid
+        self.started = time.monotonic()
+        self.ended = None            # the reason, once the process is gone
+
+    def remaining(self):
+        return self.judge.limits.notebook_seconds - (time.monotonic() - self.started)
+
+    def request(self, message, value=None, timeout=None):
+        """Send one request and return (reply, value); raises SessionEnded if the process is gone."""
+        if self.ended:
+            raise SessionEnded(self.ended)
+        budget = min(timeout or self.judge.limits.cell_seconds, self.remaining())
+        if budget <= 0:
+            self.close(f"the notebook ran out of time (limit {self.judge.limits.notebook_seconds:g} s for the whole notebook)")
+            raise SessionEnded(self.ended)
+        self.sock.settimeout(budget)
+        try:
+            protocol.send(self.sock, message, value)
+            return protocol.receive(self.sock)
+        except (TimeoutError, socket.timeout):
+            limit = "cell" if budget < self.remaining() else "whole notebook"
+            self.close(f"timed out: no answer within {budget:.0f} s (time limit for the {limit}); look for an infinite loop or a very slow computation")
+        except (EOFError, ConnectionError, OSError):
+            self.close(None)
+        except protocol.ProtocolError as error:
+            self.close(f"the notebook's process sent something the grader refuses: {error}")
+        raise SessionEnded(self.ended)
+
+    def run_cell(self, source):
+        reply, _ = self.request({"op": "run", "source": source, "output_limit": self.judge.limits.output_chars})
+        return reply
+
+    def close(self, reason=None):
+        """End the process and everything it started; remember why (for the student)."""
+        if self.ended:
+            return
+        self.sock.close()
+        status = self.judge.end(self.pid)
+        if reason is None:
+            reason = _crash_reason(status)
+        self.ended = reason
+
+
+def _crash_reason(status):
+    if status.startswith("signal SIGKILL"):
+        return "the notebook's process was killed (SIGKILL): it probably ran out of memory or processes"
+    if status.startswith("signal"):
+        return f"the notebook's process crashed ({status.removeprefix('signal ')})"
+    if status.startswith("exit"):
+        return f"the notebook's process exited ({status}): do not call os._exit or exit the interpreter"
+    return f"the notebook's process ended unexpectedly ({status})"
+
+
+class RemoteStudent:
+    """The `student` adapter for code living in a session: same interface as InProcessStudent."""
+
+    def __init__(self, session, call_seconds=None):
+        self.session = session
+        self.call_seconds = call_seconds
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self.call(name, args, kwargs)
+
+    def _ask(self, message, value=None):
+        try:
+            return self.session.request(message, value, timeout=self.call_seconds)
+        except SessionEnded as ended:
+            raise StudentError(ended.reason) from None
+
+    def defines(self, name):
+        reply, _ = self._ask({"op": "defines", "name": name})
+        return bool(reply.get("defines"))
+
+    def kinds(self, names):
+        reply, _ = self._ask({"op": "names", "names": list(names)})
+        return reply.get("kinds", {})
+
+    def get(self, name):
+        reply, value = self._ask({"op": "get", "name": name})
+        if not reply.get("ok"):
+            raise StudentError(reply.get("error", "unknown error"))
+        return value
+
+    def call(self, name, args=(), kwargs=None, *, forbidden=(), substitutes=None):
+        try:
+            reply, value = self._ask({"op": "call", "name": name, "forbidden": list(forbidden),
+                                      "substitutes": dict(substitutes or {})}, (tuple(args), dict(kwargs or {})))
+        except protocol.ProtocolError as error:
+            raise StudentError(str(error)) from None
+        if not reply.get("ok"):
+            raise StudentError(reply.get("error", "unknown error"))
+        return value

@@ -1,0 +1,277 @@
+"""The untrusted side: a warm process (the zygote) that forks one child per submission.
+
+Runs inside the sandbox. The zygote imports torch, numpy and IPython once, then waits on its control
+socket. For each submission the grader sends a fresh socket (SCM_RIGHTS); the zygote forks a child
+that drops to the slot's own uid, sets its limits, and serves that socket: it runs the notebook's
+cells in an IPython shell and answers calls of student functions with plain values. Nothing here is
+trusted: grades are decided on the other side of the socket.
+"""
+
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import sys
+import time
+
+import numpy  # noqa: F401 - imported once here so each submission starts warm
+import torch
+from IPython.core.displayhook import DisplayHook
+from IPython.core.displaypub import DisplayPublisher
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets import Type
+
+from ..student import InProcessStudent, StudentError, to_plain
+from . import protocol
+
+SCRATCH = "/tmp/submissions"
+
+
+# -- running cells, with every output captured in order ---------------------------------------
+class _Outputs:
+    """nbformat outputs of the cell being run, capped at `limit` characters of text."""
+
+    def __init__(self, limit):
+        self.items, self.limit, self.size, self.truncated = [], limit, 0, False
+
+    def _room(self, n):
+        if self.size + n > self.limit:
+            if not self.truncated:
+                self.truncated = True
+                self.items.append({"output_type": "stream", "name": "stdout", "text": f"\n[output truncated: more than {self.limit} characters]\n"})
+            return False
+        self.size += n
+        return True
+
+    def stream(self, name, text):
+        if not text or not self._room(len(text)):
+            return
+        last = self.items[-1] if self.items else None
+        if last and last["output_type"] == "stream" and last["name"] == name:
+            last["text"] += text
+        else:
+            self.items.append({"output_type": "stream", "name": name, "text": text})
+
+    def rich(self, output_type, data, metadata):
+        data = {k: v for k, v in data.items() if isinstance(v, str)}
+        if self._room(sum(len(v) for v in data.values())):
+            self.items.append({"output_type": output_type, "data": data, "metadata": metadata or {}})
+
+
+class _Stream:
+    def __init__(self, shell, name):
+        self.shell, self.name = shell, name
+
+    def write(self, text):
+        if self.shell.outputs is not None and isinstance(text, str):
+            self.shell.outputs.stream(self.name, text)
+        return len(text) if isinstance(text, str) else 0
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+class _Publisher(DisplayPublisher):
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
+        if self.shell.outputs is not None:
+            self.shell.outputs.rich("display_data", data, metadata)
+
+
+class _ResultHook(DisplayHook):
+    def start_displayhook(self):
+        pass
+
+    def write_output_prompt(self):
+        pass
+
+    def write_format_data(self, format_dict, md_dict=None):
+        if self.shell.outputs is not None:
+            self.shell.outputs.rich("execute_result", format_dict, md_dict)
+
+    def finish_displayhook(self):
+        pass
+
+
+class CellShell(InteractiveShell):
+    """An IPython shell whose outputs become nbformat outputs instead of terminal text."""
+
+    outputs = None
+    displayhook_class = Type(_ResultHook)
+    display_pub_class = Type(_Publisher)
+
+    def _showtraceback(self, etype, evalue, stb):
+        if self.outputs is not None:
+            self.outputs.items.append({"output_type": "error", "ename": getattr(etype, "__name__", str(etype)),
+                                       "evalue": str(evalue)[:2000], "traceback": [line[:2000] for line in stb[-40:]]})
+
+    def run(self, source, limit):
+        self.outputs = _Outputs(limit)
+        sys.stdout, sys.stderr = _Stream(self, "stdout"), _Stream(self, "stderr")
+        try:
+            result = self.run_cell(source, store_history=True)
+        finally:
+            outputs, self.outputs = self.outputs, None
+        failed = result.error_before_exec is not None or result.error_in_exec is not None
+        return {"outputs": outputs.items, "execution_count": self.execution_count - 1, "status": "error" if failed else "ok"}
+
+
+# -- one submission ----------------------------------------------------------------------------
+def _describe(value):
+    if callable(value) and not isinstance(value, type):
+        return "function"
+    if type(value).__name__ == "module":
+        return f"module:{value.__name__}"
+    try:
+        to_plain(value)
+    except StudentError:
+        return "object"
+    return "data"
+
+
+def serve(sock, shell):
+    """Answer the grader's requests about one submission until it closes the socket."""
+    student = InProcessStudent(shell.user_ns)
+    while True:
+        try:
+            message, value = protocol.receive(sock, allow_code=True)
+        except EOFError:
+            return
+        op = message["op"]
+        reply, result = {"ok": True}, None
+        try:
+            if op == "files":
+                for relative, data in value.items():
+                    path = os.path.normpath(os.path.join(os.getcwd(), relative))
+                    if path.startswith(os.getcwd() + os.sep):
+                        os.makedirs(os.path.dirname(path), exist_ok=True)
+                        with open(path, "wb") as handle:
+                            handle.write(data.numpy().tobytes())
+            elif op == "run":
+                reply.update(shell.run(message["source"], message["output_limit"]))
+            elif op == "names":
+                reply["kinds"] = {n: _describe(shell.user_ns[n]) if n in shell.user_ns else "missing" for n in message["names"]}
+            elif op == "get":
+                result = to_plain(shell.user_ns.get(message["name"]), f"`{message['name']}`")
+            elif op == "call":
+                args, kwargs = value
+                result = student.call(message["name"], args, kwargs, forbidden=message["forbidden"], substitutes=message["substitutes"])
+            elif op == "defines":
+                reply["defines"] = student.defines(message["name"])
+            else:
+                raise protocol.ProtocolError(f"unknown request {op!r}")
+        except (StudentError, protocol.ProtocolError, OSError) as error:
+            reply, result = {"ok": False, "error": str(error)}, None
+        try:
+            protocol.send(sock, reply, result)
+        except protocol.ProtocolError as error:
+            protocol.send(sock, {"ok": False, "error": f"the result cannot be sent to the grader: {error}"})
+
+
+def _limit(limits):
+    for name, value in limits.items():
+        kind = getattr(resource, name)
+        resource.setrlimit(kind, (value, value))
+
+
+def child(sock, slot_uid, limits, threads, shell):
+    """Become one submission's process: own session, own uid, limits, scratch dir; then serve."""
+    os.setsid()
+    scratch = os.path.join(SCRATCH, str(os.getpid()))
+    os.makedirs(scratch, mode=0o700)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if os.getuid() == 0 and slot_uid:
+        os.chown(scratch, slot_uid, slot_uid)
+        os.setgroups([])
+        os.setgid(slot_uid)
+        os.setuid(slot_uid)
+    else:
+        limits = {k: v for k, v in limits.items() if k != "RLIMIT_NPROC"}  # would count the grader's own processes
+    _limit(limits)
+    os.chdir(scratch)
+    os.environ["HOME"] = scratch
+    torch.set_num_threads(threads)
+    serve(sock, shell)
+    os._exit(0)
+
+
+def kill_slot(pid, slot_uid):
+    """Kill a submission's process and everything it started (all processes of its uid)."""
+    for target in (-pid, pid):
+        try:
+            os.kill(target, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if slot_uid and os.getuid() == 0:
+        reaper = os.fork()
+        if reaper == 0:
+            os.setuid(slot_uid)
+            try:
+                os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(reaper, 0)
+
+
+def zygote(control_fd):
+    """Serve the control socket (SOCK_SEQPACKET, one JSON message per packet): fork and end children."""
+    control = socket.socket(fileno=control_fd)
+    shell = CellShell.instance(colors="NoColor", history_length=0)
+    shell.history_manager.enabled = False
+    os.makedirs(SCRATCH, exist_ok=True)
+    control.sendall(json.dumps({"ready": True, "pid": os.getpid(), "uid": os.getuid()}).encode())
+    children = {}
+    while True:
+        try:
+            raw, fds, _, _ = socket.recv_fds(control, 65536, 1)
+        except OSError:
+            break
+        if not raw:
+            break
+        message = json.loads(raw)
+        if message["op"] == "fork":
+            sock = socket.socket(fileno=fds[0])
+            pid = os.fork()
+            if pid == 0:
+                control.close()
+                child(sock, message["uid"], message["limits"], message["threads"], shell)
+            sock.close()
+            children[pid] = message["uid"]
+            control.sendall(json.dumps({"pid": pid}).encode())
+        elif message["op"] == "end":
+            pid = message["pid"]
+            kill_slot(pid, children.pop(pid, None))
+            status = _reap(pid)
+            shutil.rmtree(os.path.join(SCRATCH, str(pid)), ignore_errors=True)
+            control.sendall(json.dumps({"status": status}).encode())
+        for fd in fds[1:]:
+            os.close(fd)
+
+
+def _reap(pid, wait=2.0):
+    """How the child ended: 'exit N', 'signal NAME', or 'running'."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return "gone"
+        if done:
+            if os.WIFSIGNALED(status):
+                return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+            return f"exit {os.WEXITSTATUS(status)}"
+        if time.monotonic() > deadline:
+            return "running"
+        time.sleep(0.01)
+
+
+if __name__ == "__main__":
+    zygote(int(sys.argv[1]))
