@@ -21,9 +21,10 @@ $(STAMP):
 release: venv
 	@for a in $(ASSIGNMENTS); do nbgrader generate_assignment $$a --force --log-level=WARN || exit 1; done
 
-## autograde: grade every notebook in submitted/<student>/<assignment>/
+## autograde: grade every notebook in submitted/<student>/<assignment>/ (JOBS parallel graders, default: all cores)
+JOBS ?= $(shell nproc)
 autograde: venv
-	@for a in $(SUBMITTED); do nbgrader autograde $$a --force --log-level=ERROR || exit 1; done
+	$(PYTHON) -m mfml_grader autograde --jobs $(JOBS) $(SUBMITTED)
 
 ## feedback: HTML feedback for every autograded submission, in feedback/
 feedback: venv
@@ -47,5 +48,5 @@ test: venv
 
 ## clean: remove everything grading generated (submissions, autograded, feedback, gradebook, exports)
 clean:
-	rm -rf submitted feedback exports gradebook.db .pytest_cache
+	rm -rf submitted feedback exports logs gradebook.db .pytest_cache
 	find autograded -mindepth 1 -not -name .gitkeep -delete

@@ -1,8 +1,17 @@
 """nbgrader configuration of the course (read by every nbgrader command run from this folder)."""
 
+import os
+
+from mfml_grader.gradebook import tune_sqlite
+
 c = get_config()  # noqa: F821 - provided by nbgrader
 
 c.CourseDirectory.course_id = "math-foundations-ml"
+
+# The gradebook next to this file; parallel graders wait up to 60 s for sqlite's write lock,
+# in WAL mode (mfml_grader/gradebook.py).
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "gradebook.db") + "?timeout=60"
+tune_sqlite()
 
 # What students see where a solution was removed.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
@@ -24,8 +33,6 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # Grading runs student code in a bubblewrap sandbox and the tests in this (trusted) process:
 # mfml_grader/judge/. MFML_EXECUTOR=kernel selects nbgrader's stock kernel executor instead
 # (used by `make bench` to compare the two).
-import os  # noqa: E402
-
 if os.environ.get("MFML_EXECUTOR", "sandbox") != "kernel":
     c.Autograde.autograde_preprocessors = [
         "mfml_grader.judge.executor.SandboxedExecute",

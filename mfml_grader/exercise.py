@@ -117,7 +117,8 @@ class Exercise:
         try:
             return student.call(self.function, args, kwargs, forbidden=self.forbidden, substitutes=self._substitutes())
         except StudentError as error:
-            raise CheckFailed(f"{error}{self._diagnose_error(error, args, kwargs)}") from None
+            diagnosis = self._diagnose_error(error, args, kwargs) if error.raised else ""
+            raise CheckFailed(f"{error}{diagnosis}") from None
 
     def _substitutes(self):
         return {name: self.substitute_sources[name] for name in self.substitutes if name in self.substitute_sources}

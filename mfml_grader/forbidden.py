@@ -16,6 +16,7 @@ Forbidden names are dotted paths; `torch.Tensor.softmax` also means any `.softma
 import ast
 import contextlib
 import fnmatch
+import functools
 import importlib
 import inspect
 
@@ -58,6 +59,14 @@ def import_aliases(tree):
     return aliases
 
 
+@functools.lru_cache(maxsize=1024)
+def _aliases_of(source):
+    try:
+        return import_aliases(ast.parse(source))
+    except SyntaxError:
+        return {}
+
+
 def _canonical(path):
     """`torch.nn.functional` and its aliases `F`/`functional` end up as one spelling."""
     for prefix, replacement in (("torch._tensor.Tensor.", "torch.Tensor."), ("torch._C.TensorBase.", "torch.Tensor.")):
@@ -81,10 +90,7 @@ def find_forbidden(source, forbidden, context_sources=()):
     tree = ast.parse(source)
     aliases = {"torch": "torch"}
     for other in context_sources:
-        try:
-            aliases.update(import_aliases(ast.parse(other)))
-        except SyntaxError:
-            continue
+        aliases.update(_aliases_of(other))
     aliases.update(import_aliases(tree))
     methods = {pattern.rsplit(".", 1)[1] for pattern in forbidden if pattern.startswith("torch.Tensor.")}
     found = []
@@ -115,14 +121,15 @@ def _owner(path):
     return None
 
 
+@functools.lru_cache(maxsize=None)
 def _resolve(pattern):
     """[(owner, attribute name, object, dotted name)] for what a forbidden pattern stands for."""
     module_path, _, name = pattern.rpartition(".")
     owner = _owner(module_path)
     if owner is None:
         return []
-    return [(owner, n, getattr(owner, n), f"{module_path}.{n}") for n in dir(owner)
-            if fnmatch.fnmatchcase(n, name) and getattr(owner, n, None) is not None]
+    return tuple((owner, n, getattr(owner, n), f"{module_path}.{n}") for n in dir(owner)
+                 if fnmatch.fnmatchcase(n, name) and getattr(owner, n, None) is not None)
 
 
 class _Refused:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from . import course
 from .exercise import CheckFailed, Exercise
 from .forbidden import find_forbidden
+from .student import StudentError
 
 
 @dataclass
@@ -69,7 +70,12 @@ def run_exercise(assignment, function, student, solution_source=None, other_sour
     """Grade one function: refuse forbidden APIs, then run every check and collect the results."""
     exercise_class = find_exercise(course.hidden_tests(assignment, root), function)
     report = Report(function)
-    if not student.defines(function):
+    try:
+        defined = student.defines(function)
+    except StudentError as error:  # the submission's process is gone: say why
+        report.refusal = str(error)
+        return report
+    if not defined:
         report.refusal = f"`{function}` is not defined: did its solution cell run without errors?"
         return report
     if solution_source is not None:

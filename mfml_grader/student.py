@@ -7,6 +7,7 @@ moves to another process.
 """
 
 import contextlib
+import functools
 import io
 import math
 import numbers
@@ -19,7 +20,14 @@ from .forbidden import ForbiddenAPIError, forbid_at_runtime
 
 
 class StudentError(Exception):
-    """The student's function could not be called, raised, or returned something unusable."""
+    """The student's function could not be called, raised, or returned something unusable.
+
+    `raised` is True when the student's own code raised (worth comparing with known mistakes).
+    """
+
+    def __init__(self, message, raised=False):
+        super().__init__(message)
+        self.raised = raised
 
 
 def to_plain(value, where="the result"):
@@ -82,7 +90,7 @@ class InProcessStudent:
             except ForbiddenAPIError as error:
                 raise StudentError(str(error)) from None
             except Exception as error:  # noqa: BLE001 - any failure of student code is a finding
-                raise StudentError(f"`{name}` raised {type(error).__name__}: {error}") from None
+                raise StudentError(f"`{name}` raised {type(error).__name__}: {error}", raised=True) from None
         return to_plain(result, f"the value returned by `{name}`")
 
     @contextlib.contextmanager
@@ -90,7 +98,7 @@ class InProcessStudent:
         # One scope for all stand-ins: they call each other, or else the student's own helpers.
         scope = {**self.namespace, "torch": torch, "F": F, "math": math}
         for helper, source in substitutes.items():
-            exec(compile(source, f"<reference {helper}>", "exec"), scope)  # trusted course code
+            exec(_compiled(helper, source), scope)  # trusted course code
         saved = {}
         for helper in substitutes:
             saved[helper] = self.namespace.get(helper, _MISSING)
@@ -106,6 +114,11 @@ class InProcessStudent:
 
 
 _MISSING = object()
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(helper, source):
+    return compile(source, f"<reference {helper}>", "exec")
 
 
 @contextlib.contextmanager

@@ -33,6 +33,9 @@ def judge_for(preprocessor):
         limits.rlimits["RLIMIT_AS"] = preprocessor.memory_bytes
         limits.rlimits["RLIMIT_NPROC"] = preprocessor.max_processes
         threads = int(os.environ.get("MFML_THREADS", "0")) or preprocessor.threads or 1
+        import torch
+
+        torch.set_num_threads(1)  # the checks are small; parallelism comes from the batch's jobs
         _judge = Judge(limits, threads=threads, require_sandbox=preprocessor.require_sandbox)
         if _judge.sandboxed:
             preprocessor.log.info("grading in the bubblewrap sandbox")
@@ -53,10 +56,14 @@ class SandboxedExecute(NbGraderPreprocessor):
     require_sandbox = Bool(False, help="Refuse to grade when bubblewrap cannot run.").tag(config=True)
 
     def preprocess(self, nb, resources):
+        from .batch import mark_progress
         from .notebook_run import run_notebook
 
         folder = Path(resources.get("metadata", {}).get("path") or ".")
-        run_notebook(nb, judge_for(self), _support_files(folder), self.log)
+        try:
+            run_notebook(nb, judge_for(self), _support_files(folder), self.log)
+        finally:
+            mark_progress()
         return nb, resources
 
 

@@ -25,6 +25,9 @@ DEFAULT_LIMITS = {
 }
 
 
+INTERRUPT_GRACE = 5.0
+
+
 class SessionEnded(Exception):
     """The submission's process is gone (crash, timeout, limit); `reason` says why, for the student."""
 
@@ -80,6 +83,10 @@ class Judge:
             session.request({"op": "files"}, {path: _bytes_tensor(data) for path, data in files.items()}, timeout=60)
         return session
 
+    def interrupt(self, pid):
+        socket.send_fds(self.control, [json.dumps({"op": "interrupt", "pid": pid}).encode()], [])
+        self.control.recv(65536)
+
     def end(self, pid):
         socket.send_fds(self.control, [json.dumps({"op": "end", "pid": pid}).encode()], [])
         return json.loads(self.control.recv(65536))["status"]
@@ -110,20 +117,34 @@ class Session:
         return self.judge.limits.notebook_seconds - (time.monotonic() - self.started)
 
     def request(self, message, value=None, timeout=None):
-        """Send one request and return (reply, value); raises SessionEnded if the process is gone."""
+        """Send one request and return (reply, value); raises SessionEnded if the process is gone.
+
+        Past the deadline the process is interrupted (KeyboardInterrupt in the student's code) and
+        given INTERRUPT_GRACE seconds to answer; the reply then carries `timed_out`. A process that
+        does not answer is killed.
+        """
         if self.ended:
             raise SessionEnded(self.ended)
         budget = min(timeout or self.judge.limits.cell_seconds, self.remaining())
         if budget <= 0:
             self.close(f"the notebook ran out of time (limit {self.judge.limits.notebook_seconds:g} s for the whole notebook)")
             raise SessionEnded(self.ended)
-        self.sock.settimeout(budget)
         try:
+            self.sock.settimeout(None)
             protocol.send(self.sock, message, value)
-            return protocol.receive(self.sock)
-        except (TimeoutError, socket.timeout):
-            limit = "cell" if budget < self.remaining() else "whole notebook"
-            self.close(f"timed out: no answer within {budget:.0f} s (time limit for the {limit}); look for an infinite loop or a very slow computation")
+            self.sock.settimeout(budget)
+            try:
+                return protocol.receive(self.sock)
+            except (TimeoutError, socket.timeout):
+                self.judge.interrupt(self.pid)
+                self.sock.settimeout(INTERRUPT_GRACE)
+                try:
+                    reply, result = protocol.receive(self.sock)
+                except (TimeoutError, socket.timeout):
+                    self.close(f"timed out after {budget:.0f} s and did not stop when interrupted; look for an infinite loop")
+                    raise SessionEnded(self.ended) from None
+                reply["timed_out"] = budget
+                return reply, result
         except (EOFError, ConnectionError, OSError):
             self.close(None)
         except protocol.ProtocolError as error:
@@ -132,6 +153,9 @@ class Session:
 
     def run_cell(self, source):
         reply, _ = self.request({"op": "run", "source": source, "output_limit": self.judge.limits.output_chars})
+        if reply.get("timed_out"):
+            reply.setdefault("outputs", []).append({"output_type": "error", "ename": "CellTimeoutError",
+                                                    "evalue": f"this cell was stopped after {reply['timed_out']:.0f} s (time limit)", "traceback": []})
         return reply
 
     def close(self, reason=None):
@@ -183,9 +207,7 @@ class RemoteStudent:
 
     def get(self, name):
         reply, value = self._ask({"op": "get", "name": name})
-        if not reply.get("ok"):
-            raise StudentError(reply.get("error", "unknown error"))
-        return value
+        return _value_of(name, reply, value)
 
     def call(self, name, args=(), kwargs=None, *, forbidden=(), substitutes=None):
         try:
@@ -193,6 +215,12 @@ class RemoteStudent:
                                       "substitutes": dict(substitutes or {})}, (tuple(args), dict(kwargs or {})))
         except protocol.ProtocolError as error:
             raise StudentError(str(error)) from None
-        if not reply.get("ok"):
-            raise StudentError(reply.get("error", "unknown error"))
-        return value
+        return _value_of(name, reply, value)
+
+
+def _value_of(name, reply, value):
+    if reply.get("timed_out"):
+        raise StudentError(f"`{name}` did not finish within {reply['timed_out']:.0f} s (time limit): look for an infinite loop or a very slow computation")
+    if not reply.get("ok"):
+        raise StudentError(reply.get("error", "unknown error"), raised=bool(reply.get("raised")))
+    return value

@@ -7,6 +7,7 @@ cells in an IPython shell and answers calls of student functions with plain valu
 trusted: grades are decided on the other side of the socket.
 """
 
+import contextlib
 import json
 import os
 import resource
@@ -134,42 +135,57 @@ def _describe(value):
 
 
 def serve(sock, shell):
-    """Answer the grader's requests about one submission until it closes the socket."""
+    """Answer the grader's requests about one submission until it closes the socket.
+
+    SIGINT (the grader's "time is up") interrupts student code only: it is blocked while a message
+    is read or written, so a frame is never cut in half.
+    """
     student = InProcessStudent(shell.user_ns)
+    interrupt = {signal.SIGINT}
     while True:
+        signal.pthread_sigmask(signal.SIG_BLOCK, interrupt)
         try:
             message, value = protocol.receive(sock, allow_code=True)
         except EOFError:
             return
-        op = message["op"]
-        reply, result = {"ok": True}, None
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, interrupt)
         try:
-            if op == "files":
-                for relative, data in value.items():
-                    path = os.path.normpath(os.path.join(os.getcwd(), relative))
-                    if path.startswith(os.getcwd() + os.sep):
-                        os.makedirs(os.path.dirname(path), exist_ok=True)
-                        with open(path, "wb") as handle:
-                            handle.write(data.numpy().tobytes())
-            elif op == "run":
-                reply.update(shell.run(message["source"], message["output_limit"]))
-            elif op == "names":
-                reply["kinds"] = {n: _describe(shell.user_ns[n]) if n in shell.user_ns else "missing" for n in message["names"]}
-            elif op == "get":
-                result = to_plain(shell.user_ns.get(message["name"]), f"`{message['name']}`")
-            elif op == "call":
-                args, kwargs = value
-                result = student.call(message["name"], args, kwargs, forbidden=message["forbidden"], substitutes=message["substitutes"])
-            elif op == "defines":
-                reply["defines"] = student.defines(message["name"])
-            else:
-                raise protocol.ProtocolError(f"unknown request {op!r}")
+            reply, result = _answer(message, value, shell, student), None
+            reply, result = reply if isinstance(reply, tuple) else (reply, None)
+        except KeyboardInterrupt:
+            reply, result = {"ok": False, "error": "interrupted: the time limit was reached"}, None
         except (StudentError, protocol.ProtocolError, OSError) as error:
-            reply, result = {"ok": False, "error": str(error)}, None
+            reply, result = {"ok": False, "error": str(error), "raised": getattr(error, "raised", False)}, None
+        signal.pthread_sigmask(signal.SIG_BLOCK, interrupt)
         try:
             protocol.send(sock, reply, result)
         except protocol.ProtocolError as error:
             protocol.send(sock, {"ok": False, "error": f"the result cannot be sent to the grader: {error}"})
+
+
+def _answer(message, value, shell, student):
+    """The reply to one request: a dict, or (dict, plain value)."""
+    op = message["op"]
+    if op == "files":
+        for relative, data in value.items():
+            path = os.path.normpath(os.path.join(os.getcwd(), relative))
+            if path.startswith(os.getcwd() + os.sep):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "wb") as handle:
+                    handle.write(data.numpy().tobytes())
+        return {"ok": True}
+    if op == "run":
+        return {"ok": True, **shell.run(message["source"], message["output_limit"])}
+    if op == "names":
+        return {"ok": True, "kinds": {n: _describe(shell.user_ns[n]) if n in shell.user_ns else "missing" for n in message["names"]}}
+    if op == "get":
+        return {"ok": True}, to_plain(shell.user_ns.get(message["name"]), f"`{message['name']}`")
+    if op == "call":
+        args, kwargs = value
+        return {"ok": True}, student.call(message["name"], args, kwargs, forbidden=message["forbidden"], substitutes=message["substitutes"])
+    if op == "defines":
+        return {"ok": True, "defines": student.defines(message["name"])}
+    raise protocol.ProtocolError(f"unknown request {op!r}")
 
 
 def _limit(limits):
@@ -187,7 +203,7 @@ def child(sock, slot_uid, limits, threads, shell):
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if os.getuid() == 0 and slot_uid:
         os.chown(scratch, slot_uid, slot_uid)
         os.setgroups([])
@@ -246,6 +262,10 @@ def zygote(control_fd):
             sock.close()
             children[pid] = message["uid"]
             control.sendall(json.dumps({"pid": pid}).encode())
+        elif message["op"] == "interrupt":
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(message["pid"], signal.SIGINT)
+            control.sendall(b"{}")
         elif message["op"] == "end":
             pid = message["pid"]
             kill_slot(pid, children.pop(pid, None))
