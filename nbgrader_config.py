@@ -46,5 +46,14 @@ if os.environ.get("MFML_EXECUTOR", "sandbox") != "kernel":
 c.SandboxedExecute.cell_timeout = 60
 c.SandboxedExecute.notebook_timeout = 600
 
-# Deleted test cells come back from the gradebook (and score from the instructor's code).
+# Deleted test cells come back from the gradebook (and score from the instructor's code); copies of
+# graded cells become plain cells instead of stopping the notebook (mfml_grader/judge/duplicates.py).
 c.OverwriteCells.add_missing_cells = True
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "mfml_grader.judge.duplicates.ForgetDuplicateGradeCells",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]

@@ -220,26 +220,53 @@ def child(sock, slot_uid, limits, threads, shell):
 
 
 def kill_slot(pid, slot_uid):
-    """Kill a submission's process and everything it started (all processes of its uid)."""
+    """Kill a submission's process and everything it started (all processes of its uid).
+
+    A fork bomb can fork while it is being killed, so the uid is swept until nothing of it is left.
+    """
     for target in (-pid, pid):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(target, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    if slot_uid and os.getuid() == 0:
+    if not (slot_uid and os.getuid() == 0):
+        return
+    for _ in range(100):
         reaper = os.fork()
         if reaper == 0:
             os.setuid(slot_uid)
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(-1, signal.SIGKILL)
-            finally:
-                os._exit(0)
+            os._exit(0)
         os.waitpid(reaper, 0)
+        _reap_orphans()
+        if not _processes_of(slot_uid):
+            return
+
+
+def _processes_of(uid):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    pids.append(int(entry))
+    return pids
+
+
+def _reap_orphans():
+    """Collect the zombies of killed processes: the zygote is their parent or their reaper."""
+    while True:
+        try:
+            done, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if not done:
+            return
 
 
 def zygote(control_fd):
     """Serve the control socket (SOCK_SEQPACKET, one JSON message per packet): fork and end children."""
     control = socket.socket(fileno=control_fd)
+    _become_subreaper()
     shell = CellShell.instance(colors="NoColor", history_length=0)
     shell.history_manager.enabled = False
     os.makedirs(SCRATCH, exist_ok=True)
@@ -268,12 +295,23 @@ def zygote(control_fd):
             control.sendall(b"{}")
         elif message["op"] == "end":
             pid = message["pid"]
-            kill_slot(pid, children.pop(pid, None))
+            for target in (-pid, pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(target, signal.SIGKILL)
             status = _reap(pid)
+            kill_slot(pid, children.pop(pid, None))
             shutil.rmtree(os.path.join(SCRATCH, str(pid)), ignore_errors=True)
             control.sendall(json.dumps({"status": status}).encode())
         for fd in fds[1:]:
             os.close(fd)
+
+
+def _become_subreaper():
+    """Orphans of a submission come to the zygote (to be reaped), even outside the sandbox."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 
 
 def _reap(pid, wait=2.0):
