@@ -108,7 +108,7 @@ def _float_difference(got, want, dtype, path, tolerance):
     bad_inf = torch.isinf(got64) & ~torch.isinf(want64)
     if bad_inf.any():
         index = tuple(bad_inf.nonzero()[0].tolist())
-        return f"{path} contains inf at {int(bad_inf.sum())} entries (first at index {index}) where the expected value is finite: look for exp overflow"
+        return f"{path} contains inf at {int(bad_inf.sum())} entries (first at index {index}) where the expected value is finite: look for exp overflow or the log of 0"
     finite = torch.isfinite(want64)
     if not torch.equal(torch.isfinite(got64), finite) or not torch.equal(got64[~finite].nan_to_num(), want64[~finite].nan_to_num()):
         return f"{path} has nan/inf where the expected value has none, or the other way round"
