@@ -1,0 +1,140 @@
+"""What students write for ps4_information_theory: mistakes the grader must name, and correct variants."""
+
+from mfml_grader.catalog import Forbidden, Mutant, Variant
+
+MUTANTS = [
+    Mutant("entropy", "0 · log 0 gives nan", '''
+def entropy(probs):
+    return -(probs * torch.log(probs)).sum(dim=-1)
+'''),
+    Mutant("entropy", "log base 2 (bits) instead of nats", '''
+def entropy(probs):
+    terms = torch.where(probs > 0, probs * torch.log2(probs), torch.zeros_like(probs))
+    return -terms.sum(-1)
+'''),
+    Mutant("entropy", "missing minus sign", '''
+def entropy(probs):
+    return torch.xlogy(probs, probs).sum(-1)
+'''),
+    Mutant("entropy", "summed over dim 0 instead of the outcomes (last dim)", '''
+def entropy(probs):
+    return -torch.xlogy(probs, probs).sum(0)
+'''),
+    Mutant("cross_entropy_dist", "H(q, p) instead of H(p, q) (arguments swapped)", '''
+def cross_entropy_dist(p, q):
+    return -torch.xlogy(q, p).sum(-1)
+'''),
+    Mutant("cross_entropy_dist", "returned KL(p‖q) instead of H(p, q)", '''
+def cross_entropy_dist(p, q):
+    return torch.where(p > 0, p * (p.log() - q.log()), torch.zeros_like(p)).sum(-1)
+'''),
+    Mutant("cross_entropy_dist", "0 · log 0 gives nan", '''
+def cross_entropy_dist(p, q):
+    return -(p * q.log()).sum(dim=-1)
+'''),
+    Mutant("cross_entropy_dist", "log base 2 (bits) instead of nats", '''
+def cross_entropy_dist(p, q):
+    return -torch.xlogy(p, q).sum(-1) / math.log(2)
+'''),
+    Mutant("perplexity", "mean of per-token exp(NLL) instead of exp of the mean", '''
+def perplexity(logits, targets):
+    log_probs = logits.log_softmax(dim=-1)                                  # (B, T, V)
+    nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)          # (B, T)
+    return nll.exp().mean()
+'''),
+    Mutant("perplexity", "per-sequence perplexities averaged", '''
+def perplexity(logits, targets):
+    nll = torch.logsumexp(logits, dim=-1) - logits.gather(-1, targets[..., None])[..., 0]   # (B, T)
+    return torch.stack([seq.mean().exp() for seq in nll]).mean()
+'''),
+    Mutant("perplexity", "inf for a very unlikely target (log of an underflowed softmax, or exp of a per-token NLL)", '''
+def perplexity(logits, targets):
+    m = logits.amax(-1, keepdim=True)
+    e = (logits - m).exp()
+    probs = e / e.sum(-1, keepdim=True)                                     # (B, T, V)
+    q_y = probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)               # (B, T)
+    return torch.exp(-torch.log(q_y).mean())
+'''),
+    Mutant("perplexity", "no max-shift before exp (overflows on large logits)", '''
+def perplexity(logits, targets):
+    lse = logits.exp().sum(-1).log()                                        # (B, T)
+    nll = lse - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return nll.mean().exp()
+'''),
+    Mutant("perplexity", "normalised over the time dim (dim 1) instead of the vocabulary", '''
+def perplexity(logits, targets):
+    log_probs = torch.log_softmax(logits, dim=1)
+    return torch.exp(-log_probs.gather(2, targets.unsqueeze(2)).mean())
+'''),
+]
+
+VARIANTS = [
+    Variant("entropy", "torch.where around p * log p", '''
+def entropy(probs):
+    safe = torch.where(probs > 0, probs * probs.log(), torch.zeros_like(probs))
+    return -safe.sum(dim=-1)
+'''),
+    Variant("entropy", "clamp inside the log (exact, since p = 0 multiplies it)", '''
+def entropy(probs):
+    tiny = torch.finfo(probs.dtype).tiny
+    return -(probs * probs.clamp_min(tiny).log()).sum(-1)
+'''),
+    Variant("entropy", "nan_to_num of the nan terms, loop over outcomes", '''
+def entropy(probs):
+    total = torch.zeros(probs.shape[:-1], dtype=probs.dtype)
+    for k in range(probs.shape[-1]):
+        p = probs[..., k]
+        total = total - torch.nan_to_num(p * torch.log(p), nan=0.0)
+    return total
+'''),
+    Variant("cross_entropy_dist", "H(p) from the student's entropy plus KL(p‖q)", '''
+def cross_entropy_dist(p, q):
+    kl = (torch.xlogy(p, p) - torch.xlogy(p, q)).sum(-1)
+    return entropy(p) + kl
+'''),
+    Variant("cross_entropy_dist", "masked log with torch.where", '''
+def cross_entropy_dist(p, q):
+    log_q = torch.where(p > 0, q.log(), torch.zeros_like(q))
+    return -(p * log_q).sum(dim=-1)
+'''),
+    Variant("perplexity", "logsumexp minus the target logit", '''
+def perplexity(logits, targets):
+    target_logits = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)    # (B, T)
+    nll = torch.logsumexp(logits, dim=-1) - target_logits                   # (B, T)
+    return torch.exp(nll.mean())
+'''),
+    Variant("perplexity", "flattened, indexed with arange, a Python float", '''
+def perplexity(logits, targets):
+    B, T, V = logits.shape
+    log_probs = F.log_softmax(logits.reshape(B * T, V), dim=-1)
+    nll = -log_probs[torch.arange(B * T), targets.reshape(B * T)]
+    return math.exp(nll.mean().item())
+'''),
+    Variant("perplexity", "hand-written stable log-softmax and a one-hot mask", '''
+def perplexity(logits, targets):
+    shifted = logits - logits.max(dim=-1, keepdim=True).values
+    log_probs = shifted - shifted.exp().sum(-1, keepdim=True).log()
+    mask = F.one_hot(targets, logits.shape[-1]).to(logits.dtype)
+    total = -(mask * log_probs).sum()
+    return (total / targets.numel()).exp()
+'''),
+]
+
+FORBIDDEN = [
+    Forbidden("entropy", "torch.distributions", '''
+def entropy(probs):
+    return torch.distributions.Categorical(probs=probs).entropy()
+'''),
+    Forbidden("entropy", "torch.special.entr", '''
+def entropy(probs):
+    return getattr(torch.special, "en" + "tr")(probs).sum(-1)
+'''),
+    Forbidden("cross_entropy_dist", "torch.nn.functional.kl_div", '''
+def cross_entropy_dist(p, q):
+    return F.kl_div(q.log(), p, reduction="none").sum(-1) - torch.xlogy(p, p).sum(-1)
+'''),
+    Forbidden("perplexity", "torch.nn.functional.cross_entropy", '''
+def perplexity(logits, targets):
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten()).exp()
+'''),
+]
