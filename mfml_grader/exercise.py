@@ -184,6 +184,8 @@ class Exercise:
 
 
 def _short(value):
+    if isinstance(value, SourceFunction):
+        return repr(value)
     if isinstance(value, torch.Tensor):
         return f"{str(value.dtype).removeprefix('torch.')} {tuple(value.shape)}"
     if isinstance(value, (int, float, bool, str)) or value is None:

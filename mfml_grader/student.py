@@ -85,7 +85,9 @@ class InProcessStudent:
         with self._substituted(substitutes or {}), _quiet(), forbid_at_runtime(forbidden, name):
             try:
                 result = function(*args, **kwargs)
-            except NotImplementedError:
+            except NotImplementedError as error:
+                if str(error):  # torch's own NotImplementedError (an unsupported operation), not the stub
+                    raise StudentError(f"`{name}` raised NotImplementedError: {error}", raised=True) from None
                 raise StudentError(f"`{name}` is not implemented yet (it raised NotImplementedError)") from None
             except ForbiddenAPIError as error:
                 raise StudentError(str(error)) from None

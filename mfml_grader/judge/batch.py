@@ -27,8 +27,9 @@ def submitted_students(root, assignment):
 
 
 def _launch(root, assignment, students, everyone, threads, progress_file, log_file):
-    exclude = sorted(set(everyone) - set(students))
+    """One `nbgrader autograde` process for `students` (an assignment id or a glob such as "*")."""
     command = ["nbgrader", "autograde", assignment, "--force", "--log-level=WARN"]
+    exclude = sorted(set(everyone) - set(students))
     if exclude:
         command.append(f"--CourseDirectory.student_id_exclude={','.join(exclude)}")
     env = dict(os.environ, MFML_THREADS=str(threads), **{PROGRESS_ENV: str(progress_file)})
@@ -115,35 +116,46 @@ def record_failure(root, assignment, student, reason):
 
 
 def autograde(root, assignments, jobs, out=sys.stderr):
-    """Grade every submission of `assignments` with `jobs` parallel graders; returns failures."""
+    """Grade every submission of `assignments` with `jobs` parallel graders; returns failures.
+
+    Each grader process takes a share of the students and grades all their assignments, so the
+    start-up cost (nbgrader, torch, the sandbox) is paid once per process, not per assignment.
+    """
     root = Path(root).resolve()
     logs = root / "logs"
     logs.mkdir(exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    pairs = [(a, s) for a in assignments for s in submitted_students(root, a)]
+    if not pairs:
+        return []
+    students = sorted({s for _, s in pairs})
+    target = "*" if set(assignments) == set(course.assignments(root)) and len(assignments) > 1 else None
+    groups = [("*", students)] if target else [(a, submitted_students(root, a)) for a in assignments]
+    bar = ProgressBar(len(pairs), "autograde", out)
     failures = []
-    for assignment in assignments:
-        students = submitted_students(root, assignment)
-        if not students:
-            continue
-        bar = ProgressBar(len(students), assignment, out)
-        with tempfile.NamedTemporaryFile("w+", suffix=".progress") as progress:
+    with tempfile.NamedTemporaryFile("w+", suffix=".progress") as progress:
+        for assignment, group in groups:
+            if not group:
+                continue
             running = []
-            for i in range(min(jobs, len(students))):
-                log_file = open(logs / f"autograde-{assignment}-{i}.log", "w")
-                running.append((_launch(root, assignment, students[i::jobs], students, threads, progress.name, log_file), log_file))
+            for i in range(min(jobs, len(group))):
+                log_file = open(logs / f"autograde-{assignment.replace('*', 'all')}-{i}.log", "w")
+                running.append((_launch(root, assignment, group[i::jobs], group, threads, progress.name, log_file), log_file))
             while any(p.poll() is None for p, _ in running):
-                bar.show(min(_count(progress.name), len(students)))
+                bar.show(min(_count(progress.name), len(pairs)))
                 time.sleep(0.2)
             for _, log_file in running:
                 log_file.close()
-            for student in [s for s in students if not _graded(root, assignment, s)]:
-                with open(logs / f"autograde-{assignment}-{student}.log", "w") as log_file:
-                    _launch(root, assignment, [student], students, threads, progress.name, log_file).wait()
-                if not _graded(root, assignment, student):
-                    reason = _failure_reason(root, assignment, student)
-                    record_failure(root, assignment, student, reason)
-                    failures.append((assignment, student, reason))
-            bar.show(len(students), final=True)
+        for assignment, student in pairs:
+            if _graded(root, assignment, student):
+                continue
+            with open(logs / f"autograde-{assignment}-{student}.log", "w") as log_file:
+                _launch(root, assignment, [student], students, threads, progress.name, log_file).wait()
+            if not _graded(root, assignment, student):
+                reason = _failure_reason(root, assignment, student)
+                record_failure(root, assignment, student, reason)
+                failures.append((assignment, student, reason))
+        bar.show(len(pairs), final=True)
     for assignment, student, reason in failures:
         out.write(f"NOT GRADED {student}/{assignment}: {reason} (scored 0; see logs/)\n")
     return failures

@@ -70,9 +70,9 @@ def run_notebook(nb, judge, files, log):
             else:
                 cell.outputs, cell.execution_count = _run_student_cell(session, cell.source, count)
     finally:
-        session.close()
-        if session.ended and not session.ended.startswith("the notebook's process exited (exit 0)"):
+        if session.ended:
             log.warning("submission process ended early: %s", session.ended)
+        session.close("finished")
 
 
 def _run_student_cell(session, source, count):

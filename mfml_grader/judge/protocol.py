@@ -107,12 +107,19 @@ def decode(header, payload, allow_code=False):
     return walk(header["value"])
 
 
-def send(sock, message, value=None):
-    """Send a message (a dict of JSON fields) with an optional plain `value`."""
+def pack(message, value=None):
+    """One frame: a message (a dict of JSON fields) with an optional plain `value`.
+
+    Raises ProtocolError, before anything is sent, when `value` is not plain data.
+    """
     body, payload = encode(value)
     body.update(message)
     data = json.dumps(body, allow_nan=False).encode()
-    sock.sendall(HEADER.pack(len(data), len(payload)) + data + payload)
+    return HEADER.pack(len(data), len(payload)) + data + payload
+
+
+def send(sock, message, value=None):
+    sock.sendall(pack(message, value))
 
 
 def _recv_exactly(sock, n):

@@ -129,9 +129,10 @@ class Session:
         if budget <= 0:
             self.close(f"the notebook ran out of time (limit {self.judge.limits.notebook_seconds:g} s for the whole notebook)")
             raise SessionEnded(self.ended)
+        frame = protocol.pack(message, value)  # a value that cannot cross fails this request only
         try:
             self.sock.settimeout(None)
-            protocol.send(self.sock, message, value)
+            self.sock.sendall(frame)
             self.sock.settimeout(budget)
             try:
                 return protocol.receive(self.sock)
@@ -215,7 +216,12 @@ class RemoteStudent:
                                       "substitutes": dict(substitutes or {})}, (tuple(args), dict(kwargs or {})))
         except protocol.ProtocolError as error:
             raise StudentError(str(error)) from None
-        return _value_of(name, reply, value)
+        value = _value_of(name, reply, value)
+        if reply.get("mutated"):  # the student changed arguments in place: so do we, as in-process
+            value, (new_args, new_kwargs) = value
+            _write_back(list(args), list(new_args))
+            _write_back(dict(kwargs or {}), new_kwargs)
+        return value
 
 
 def _value_of(name, reply, value):
@@ -224,3 +230,34 @@ def _value_of(name, reply, value):
     if not reply.get("ok"):
         raise StudentError(reply.get("error", "unknown error"), raised=bool(reply.get("raised")))
     return value
+
+
+def _write_back(original, changed):
+    """Apply in-place changes made in the sandbox to the caller's own tensors, lists and dicts."""
+    import torch
+
+    if isinstance(original, torch.Tensor) and isinstance(changed, torch.Tensor):
+        if original.shape == changed.shape and original.dtype == changed.dtype:
+            original.copy_(changed)
+        else:
+            original.set_(changed.clone())
+    elif isinstance(original, list) and isinstance(changed, (list, tuple)):
+        for i, (o, c) in enumerate(zip(original, changed)):
+            if isinstance(o, (torch.Tensor, list, dict)):
+                _write_back(o, c)
+            else:
+                original[i] = c
+        if isinstance(original, list) and len(changed) != len(original):
+            original[:] = list(changed)
+    elif isinstance(original, dict) and isinstance(changed, dict):
+        for key in list(original):
+            if key not in changed:
+                del original[key]
+        for key, c in changed.items():
+            if key in original and isinstance(original[key], (torch.Tensor, list, dict)):
+                _write_back(original[key], c)
+            else:
+                original[key] = c
+    elif isinstance(original, tuple) and isinstance(changed, (list, tuple)):
+        for o, c in zip(original, changed):
+            _write_back(o, c)

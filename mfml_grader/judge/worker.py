@@ -182,10 +182,25 @@ def _answer(message, value, shell, student):
         return {"ok": True}, to_plain(shell.user_ns.get(message["name"]), f"`{message['name']}`")
     if op == "call":
         args, kwargs = value
-        return {"ok": True}, student.call(message["name"], args, kwargs, forbidden=message["forbidden"], substitutes=message["substitutes"])
+        before = _snapshot((args, kwargs))
+        result = student.call(message["name"], args, kwargs, forbidden=message["forbidden"], substitutes=message["substitutes"])
+        if _snapshot((args, kwargs)) != before:  # arguments changed in place: send them back too
+            return {"ok": True, "mutated": True}, (result, to_plain((args, kwargs), "the arguments after the call"))
+        return {"ok": True}, result
     if op == "defines":
         return {"ok": True, "defines": student.defines(message["name"])}
     raise protocol.ProtocolError(f"unknown request {op!r}")
+
+
+def _snapshot(value):
+    """A comparable picture of nested arguments: tensors by their bytes, containers by content."""
+    if isinstance(value, torch.Tensor):
+        return ("tensor", str(value.dtype), tuple(value.shape), value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__, tuple(_snapshot(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _snapshot(v)) for k, v in value.items()))
+    return ("value", repr(value))
 
 
 def _limit(limits):

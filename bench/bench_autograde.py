@@ -1,0 +1,124 @@
+"""Benchmark: stock nbgrader (a kernel per notebook, one after another) vs this course's grader.
+
+    python bench/bench_autograde.py [--per-assignment 6] [--jobs N]
+
+Builds one set of submissions in a throwaway copy of the course: for every assignment the
+reference solution, the untouched stub, the demo student with typical mistakes, catalog mutants
+and variants (all honest), plus broken ones (a crash, an exception at import, `os._exit`). Grades
+the same set twice, with `MFML_EXECUTOR=kernel nbgrader autograde` and with
+`python -m mfml_grader autograde --jobs N`, and prints seconds per notebook, the ratio, and whether
+the two agree on every honest submission's score.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from mfml_grader import catalog, course, submissions  # noqa: E402
+from mfml_grader.cli import demo_answers  # noqa: E402
+
+BROKEN = {
+    "crash": "import ctypes\nctypes.string_at(0)",
+    "raises_at_import": "raise RuntimeError('half-finished code')",
+    "exits": "import os\nos._exit(1)",
+}
+
+
+def build(root, assignments, per_assignment):
+    """Write the submissions; return {(student, assignment): honest?}."""
+    made = {}
+    for assignment in assignments:
+        release = nbformat.read(course.release_notebook(assignment, root), as_version=4)
+        solutions = demo_answers("perfect", assignment, root)
+        honest = {"perfect": solutions, "untouched": {}}
+        mistakes = demo_answers("typical_mistakes", assignment, root)
+        if mistakes:
+            honest["typical_mistakes"] = mistakes
+        cases = catalog.load(assignment, root)
+        entries = list(cases.MUTANTS) + list(cases.VARIANTS)
+        for i, batch in enumerate(catalog.batches(entries)[: max(0, per_assignment - len(honest))]):
+            honest[f"catalog{i}"] = {**solutions, **{f: e.code.strip() for f, e in batch.items()}}
+        first = next(iter(solutions))
+        broken = {name: {**solutions, first: solutions[first] + "\n\n" + code} for name, code in BROKEN.items()}
+        for group, is_honest in ((honest, True), (broken, False)):
+            for student, answers in group.items():
+                folder = root / "submitted" / student / assignment
+                folder.mkdir(parents=True, exist_ok=True)
+                nbformat.write(submissions.fill(release, answers), folder / f"{assignment}.ipynb")
+                made[(student, assignment)] = is_honest
+    return made
+
+
+def scores(root):
+    from nbgrader.api import Gradebook, MissingEntry
+
+    found = {}
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        for assignment in gradebook.assignments:
+            for student in gradebook.students:
+                try:
+                    found[(student.id, assignment.name)] = round(gradebook.find_submission(assignment.name, student.id).score, 4)
+                except MissingEntry:
+                    pass
+    return found
+
+
+def fresh_course(workdir, name):
+    root = Path(workdir) / name
+    root.mkdir()
+    for item in ("source", "release", "grader_tests", "demo", "nbgrader_config.py"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / item)
+    return root
+
+
+def run(command, root, env):
+    started = time.monotonic()
+    subprocess.run(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.monotonic() - started
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--per-assignment", type=int, default=6, help="honest submissions per assignment")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--assignments", nargs="*", help="default: every assignment in source/")
+    args = parser.parse_args()
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    with tempfile.TemporaryDirectory() as workdir:
+        results = {}
+        for name in ("stock", "sandboxed"):
+            root = fresh_course(workdir, name)
+            assignments = args.assignments or course.assignments(root)
+            for assignment in assignments:
+                subprocess.run(["nbgrader", "generate_assignment", assignment, "--force", "--log-level=ERROR"], cwd=root, env=env, check=True)
+            made = build(root, assignments, args.per_assignment)
+            if name == "stock":
+                seconds = sum(run(["nbgrader", "autograde", a, "--force", "--log-level=ERROR"], root, dict(env, MFML_EXECUTOR="kernel"))
+                              for a in assignments)
+            else:
+                seconds = run([sys.executable, "-m", "mfml_grader", "autograde", "--jobs", str(args.jobs), *assignments], root, env)
+            results[name] = (seconds, scores(root))
+            print(f"{name:>10}: {len(made)} notebooks in {seconds:.1f} s = {seconds / len(made):.2f} s per notebook", flush=True)
+        honest = [key for key, is_honest in made.items() if is_honest]
+        disagree = [key for key in honest if results["stock"][1].get(key) != results["sandboxed"][1].get(key)]
+        ratio = results["stock"][0] / results["sandboxed"][0]
+        print(f"speed-up: {ratio:.1f}x with --jobs {args.jobs} on {os.cpu_count()} cores")
+        print(f"honest submissions: {len(honest)}, scores agree on {len(honest) - len(disagree)}")
+        for key in disagree:
+            print(f"  DISAGREE {key}: stock {results['stock'][1].get(key)} vs sandboxed {results['sandboxed'][1].get(key)}")
+        return 1 if disagree else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,549 @@
+"""Hidden checks for ps2_calculus: derivatives by hand, checked against torch autograd in float64.
+
+Every hand-written derivative is compared with `torch.autograd.grad` on float64 copies of the
+inputs. Shapes are non-square (N != in != out, D != H != C) so that a transposed gradient cannot
+pass by luck, and one check per layer uses a square weight so that a wrong transpose shows in the
+values too. Finite differences are checked in float64 at a tolerance of 1e-8, tight enough to tell
+a central difference (error ~1e-10) from a forward one (~1e-5); float32 only with a large step.
+Tolerances otherwise: mfml_grader.compare.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from mfml_grader.exercise import CheckFailed, Exercise, Mistake, SourceFunction, randn
+
+AUTOGRAD = ("torch.autograd.grad", "torch.autograd.backward", "torch.autograd.functional", "torch.func",
+            "torch.Tensor.backward")
+CROSS_ENTROPY = ("torch.nn.functional.cross_entropy", "torch.nn.CrossEntropyLoss")
+
+
+def _leaf(t):
+    """A float64 copy of `t` that autograd tracks."""
+    return t.detach().clone().requires_grad_(True)
+
+
+# -- finite differences ----------------------------------------------------------------------
+
+def _numeric(f, x, h, combine):
+    """Perturb one entry of a copy of x at a time; `combine(f(x+h), f(x), f(x-h), h)` is the slope."""
+    out = torch.zeros_like(x)
+    flat = out.view(-1)
+    f0 = f(x)
+    for i in range(x.numel()):
+        step = torch.zeros_like(x)
+        step.view(-1)[i] = h
+        flat[i] = combine(f(x + step), f0, f(x - step), h)
+    return out
+
+
+IN_PLACE = Mistake(
+    "x perturbed in place instead of a copy",
+    "`xp = x` is not a copy: perturb `x.clone()` (or build x + h·eᵢ) so that x stays unchanged and f(x+h) and f(x-h) see different inputs.",
+    lambda f, x, h=1e-5: torch.zeros_like(x))
+
+
+class TestCentralDifference(Exercise):
+    function = "central_difference"
+    forbidden = AUTOGRAD
+    tolerance = {torch.float64: 1e-8, torch.float32: 5e-4}
+    mistakes = (
+        Mistake("forward difference (f(x+h) − f(x)) / h", "the forward difference is only accurate to O(h); use the central difference (f(x+h) − f(x−h)) / (2h), accurate to O(h²).",
+                lambda f, x, h=1e-5: _numeric(f, x, h, lambda fp, f0, fm, h: (fp - f0) / h)),
+        Mistake("backward difference (f(x) − f(x−h)) / h", "use both sides: (f(x+h) − f(x−h)) / (2h).",
+                lambda f, x, h=1e-5: _numeric(f, x, h, lambda fp, f0, fm, h: (f0 - fm) / h)),
+        Mistake("divided by h instead of 2h", "x+h and x−h are 2h apart: divide the difference by 2h.",
+                lambda f, x, h=1e-5: _numeric(f, x, h, lambda fp, f0, fm, h: (fp - fm) / h)),
+        Mistake("/ 2 * h without parentheses", "`a / 2 * h` is (a / 2) · h; write `/ (2 * h)`.",
+                lambda f, x, h=1e-5: _numeric(f, x, h, lambda fp, f0, fm, h: (fp - fm) / 2 * h)),
+        Mistake("every entry perturbed at once", "move one entry at a time (x + h·eᵢ) and fill entry i of the result: the gradient has the shape of x.",
+                lambda f, x, h=1e-5: (f(x + h) - f(x - h)) / (2 * h)),
+        IN_PLACE,
+    )
+
+    @staticmethod
+    def reference(f, x, h=1e-5):
+        x = _leaf(x)
+        (grad,) = torch.autograd.grad(f(x), x)
+        return grad
+
+    def describe_call(self, args, kwargs):
+        """Show the function's source rather than its type."""
+        return super().describe_call(args, kwargs).replace("f=a SourceFunction", f"f={args[0]!r}", 1)
+
+    def test_worked_example(self, student):
+        """worked example: the gradient of Σ x² at (1, 2, 3) is (2, 4, 6)"""
+        self.expect(student, SourceFunction("lambda x: (x ** 2).sum()"), torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+
+    def test_the_cubic_of_the_notebook(self, student):
+        """(2x + 1)³ at x = 3 has slope 294"""
+        self.expect(student, SourceFunction("lambda x: ((2 * x + 1) ** 3).sum()"), torch.tensor([3.0], dtype=torch.float64))
+
+    def test_matrix_input_float64(self, student):
+        """x of shape (3, 4), entries coupled (log-sum-exp), float64"""
+        f = SourceFunction("lambda x: torch.logsumexp(x.flatten(), 0) + (x.sin() * x[0]).sum()")
+        self.expect(student, f, randn(3, 4, seed=1, dtype=torch.float64))
+
+    def test_three_dims_float64(self, student):
+        """x of shape (2, 3, 2), float64: every entry gets its own slope"""
+        f = SourceFunction("lambda x: (torch.tanh(x) * torch.arange(1.0, 13.0, dtype=x.dtype).view(2, 3, 2)).sum()")
+        self.expect(student, f, randn(2, 3, 2, seed=2, dtype=torch.float64))
+
+    def test_float32_with_a_large_step(self, student):
+        """float32 with h = 1e-2 (a small h drowns in float32 rounding); result stays float32"""
+        self.expect(student, SourceFunction("lambda x: (x ** 3).sum() / 3 + x.prod()"), randn(2, 3, seed=3), h=1e-2)
+
+    def test_step_h_is_used(self, student):
+        """h = 1e-3 on a quadratic (central differences are exact there), float64"""
+        f = SourceFunction("lambda x: (x * x.flip(0)).sum() + 3 * (x ** 2).sum()")
+        self.expect(student, f, randn(5, seed=4, dtype=torch.float64), h=1e-3)
+
+    def test_x_unchanged(self, student):
+        """x is exactly unchanged afterwards and the gradient is right (perturb a copy, not x itself)"""
+        f = SourceFunction("lambda x: (x.exp() * x).sum()")
+        x = randn(3, 4, seed=5, dtype=torch.float64)
+        given = x.clone()
+        self.call(student, f, given)
+        if given.shape != x.shape or not torch.equal(given, x):
+            changed = (given != x).nonzero() if given.shape == x.shape else []
+            where = f" at {len(changed)} of {x.numel()} entries, first at index {tuple(changed[0].tolist())}" if len(changed) else ""
+            raise CheckFailed(f"central_difference changed its input x{where} (even x + h − h is not always x in floating point)."
+                              f"\n    Likely mistake: {IN_PLACE.name}. {IN_PLACE.fix}")
+        self.expect(student, f, x)
+
+
+# -- the chain rule on y = (2x + 1)^3 ---------------------------------------------------------
+
+class TestCubicAndGrad(Exercise):
+    function = "cubic_and_grad"
+    forbidden = AUTOGRAD
+    mistakes = (
+        Mistake("chain-rule factor 2 forgotten", "y = u³ with u = 2x + 1: dy/dx = dy/du · du/dx = 3u² · 2.",
+                lambda x: ((2 * x + 1) ** 3, 3 * (2 * x + 1) ** 2)),
+        Mistake("outer derivative taken at x instead of u = 2x + 1", "3u² must be evaluated at the inner value u = 2x + 1: dy/dx = 6(2x + 1)².",
+                lambda x: ((2 * x + 1) ** 3, 6 * x ** 2)),
+        Mistake("exponent not lowered", "the derivative of u³ is 3u², not 3u³: dy/dx = 6(2x + 1)².",
+                lambda x: ((2 * x + 1) ** 3, 6 * (2 * x + 1) ** 3)),
+        Mistake("returned (dy/dx, y) instead of (y, dy/dx)", "return the value first and the derivative second.",
+                lambda x: (6 * (2 * x + 1) ** 2, (2 * x + 1) ** 3)),
+        Mistake("y is 2x + 1 (missing parentheses: 2 * x + 1 ** 3)", "`**` binds tighter than `+`: write (2 * x + 1) ** 3.",
+                lambda x: (2 * x + 1, 6 * (2 * x + 1) ** 2)),
+    )
+
+    @staticmethod
+    def reference(x):
+        x = _leaf(x)
+        y = (2 * x + 1) ** 3
+        (grad,) = torch.autograd.grad(y.sum(), x)
+        return y.detach(), grad
+
+    def test_worked_example(self, student):
+        """worked example: at x = 3, y = 343 and dy/dx = 294"""
+        self.expect(student, torch.tensor([3.0]))
+
+    def test_vector_float32(self, student):
+        """(5, 4) float32, elementwise"""
+        self.expect(student, randn(5, 4, seed=10))
+
+    def test_batched_float64(self, student):
+        """(2, 3, 4) float64"""
+        self.expect(student, randn(2, 3, 4, seed=11, dtype=torch.float64, scale=2.0))
+
+    def test_zero_d_input(self, student):
+        """a single number: 0-d float64 tensor x = 0.75"""
+        self.expect(student, torch.tensor(0.75, dtype=torch.float64))
+
+    def test_stationary_point(self, student):
+        """dy/dx vanishes at x = -1/2 (where 2x + 1 = 0)"""
+        self.expect(student, torch.tensor([-0.5, 0.0, 1.0, -2.0], dtype=torch.float64))
+
+
+# -- local gradients: tanh and a linear layer ------------------------------------------------
+
+class TestTanhBackward(Exercise):
+    function = "tanh_backward"
+    forbidden = AUTOGRAD
+    mistakes = (
+        Mistake("1 − dout² instead of 1 − out²", "the local derivative of tanh is 1 − tanh(z)² = 1 − out²: square the forward output, not the upstream gradient.",
+                lambda dout, out: dout * (1 - dout ** 2)),
+        Mistake("multiplied by out instead of 1 − out²", "d tanh(z)/dz = 1 − tanh(z)² = 1 − out².",
+                lambda dout, out: dout * out),
+        Mistake("tanh applied to out again (1 − tanh(out)²)", "out is already tanh(z): the local derivative is 1 − out², no second tanh.",
+                lambda dout, out: dout * (1 - torch.tanh(out) ** 2)),
+        Mistake("upstream gradient dout ignored", "chain rule: multiply the local derivative 1 − out² by the upstream gradient dout.",
+                lambda dout, out: 1 - out ** 2),
+        Mistake("(1 − out)² instead of 1 − out²", "square out before subtracting: 1 - out ** 2.",
+                lambda dout, out: dout * (1 - out) ** 2),
+        Mistake("1 − out instead of 1 − out²", "the local derivative is 1 − out² (out squared).",
+                lambda dout, out: dout * (1 - out)),
+    )
+
+    @staticmethod
+    def reference(dout, out):
+        z = _leaf(torch.atanh(out))
+        (grad,) = torch.autograd.grad(torch.tanh(z), z, dout)
+        return grad
+
+    def test_worked_example(self, student):
+        """worked example: out = (0, 0.5, −0.8), dout = (1, 2, 3) gives (1, 1.5, 1.08)"""
+        self.expect(student, torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0, 0.5, -0.8]))
+
+    def test_hidden_layer_float32(self, student):
+        """(N=6, H=5) float32"""
+        self.expect(student, randn(6, 5, seed=20), torch.tanh(randn(6, 5, seed=21, scale=2.0)))
+
+    def test_batched_float64(self, student):
+        """(B=2, T=3, C=4) float64"""
+        self.expect(student, randn(2, 3, 4, seed=22, dtype=torch.float64), torch.tanh(randn(2, 3, 4, seed=23, dtype=torch.float64, scale=2.0)))
+
+    def test_saturated_units(self, student):
+        """saturated units (out near ±1) pass almost no gradient"""
+        out = torch.tanh(torch.tensor([[-6.0, -3.0, 0.1], [3.0, 6.0, -0.1]], dtype=torch.float64))
+        self.expect(student, randn(2, 3, seed=24, dtype=torch.float64, scale=5.0), out)
+
+
+def _linear_grads(dout, x, W, *, dx=None, dW=None, db=None):
+    """(dx, dW, db) of out = x Wᵀ + b; a keyword replaces one part by a broken version."""
+    return (dout @ W if dx is None else dx(dout, x, W),
+            dout.T @ x if dW is None else dW(dout, x, W),
+            dout.sum(0) if db is None else db(dout, x, W))
+
+
+class TestLinearBackward(Exercise):
+    function = "linear_backward"
+    forbidden = AUTOGRAD
+    mistakes = (
+        Mistake("dW transposed (xᵀ · dout)", "dW must have W's shape (out, in): dW = doutᵀ @ x.",
+                lambda dout, x, W: _linear_grads(dout, x, W, dW=lambda d, x, W: x.T @ d)),
+        Mistake("db not summed over the batch", "b is shared by all N rows, so its gradient sums theirs: db = dout.sum(0), shape (out,).",
+                lambda dout, x, W: _linear_grads(dout, x, W, db=lambda d, x, W: d)),
+        Mistake("dx uses W.T", "out = x Wᵀ, so dx = dout @ W (shape (N, in)), not dout @ W.T.",
+                lambda dout, x, W: _linear_grads(dout, x, W, dx=lambda d, x, W: d @ W.T)),
+        Mistake("db averaged over the batch", "sum the rows of dout (the loss already carries any 1/N): db = dout.sum(0).",
+                lambda dout, x, W: _linear_grads(dout, x, W, db=lambda d, x, W: d.mean(0))),
+        Mistake("dW averaged over the batch", "sum over the rows: dW = doutᵀ @ x, no division by N (the loss already carries any 1/N).",
+                lambda dout, x, W: _linear_grads(dout, x, W, dW=lambda d, x, W: d.T @ x / x.shape[0])),
+        Mistake("dx transposed (Wᵀ · doutᵀ)", "dx must have x's shape (N, in): dx = dout @ W.",
+                lambda dout, x, W: _linear_grads(dout, x, W, dx=lambda d, x, W: W.T @ d.T)),
+    )
+
+    @staticmethod
+    def reference(dout, x, W):
+        x, W = _leaf(x), _leaf(W)
+        b = torch.zeros(W.shape[0], dtype=W.dtype, requires_grad=True)
+        return torch.autograd.grad(F.linear(x, W, b), (x, W, b), dout)
+
+    def test_worked_example(self, student):
+        """worked example: N=2, in=3, out=2"""
+        dout = torch.tensor([[1.0, -1.0], [2.0, 0.5]])
+        x = torch.tensor([[1.0, 0.0, 2.0], [-1.0, 3.0, 1.0]])
+        W = torch.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]])
+        self.expect(student, dout, x, W)
+
+    def test_non_square_float32(self, student):
+        """N=5, in=4, out=3, float32"""
+        self.expect(student, randn(5, 3, seed=30), randn(5, 4, seed=31), randn(3, 4, seed=32))
+
+    def test_non_square_float64(self, student):
+        """N=7, in=3, out=6, float64"""
+        self.expect(student, randn(7, 6, seed=33, dtype=torch.float64), randn(7, 3, seed=34, dtype=torch.float64), randn(6, 3, seed=35, dtype=torch.float64))
+
+    def test_square_weight(self, student):
+        """square W (in = out = 4), N=5: a transposed W cannot hide in the shapes"""
+        self.expect(student, randn(5, 4, seed=36, dtype=torch.float64), randn(5, 4, seed=37, dtype=torch.float64), randn(4, 4, seed=38, dtype=torch.float64))
+
+    def test_single_example(self, student):
+        """a batch of one row (N=1), in=5, out=2"""
+        self.expect(student, randn(1, 2, seed=39, dtype=torch.float64), randn(1, 5, seed=40, dtype=torch.float64), randn(2, 5, seed=41, dtype=torch.float64))
+
+
+# -- cross-entropy ---------------------------------------------------------------------------
+
+def _one_hot(targets, logits):
+    return F.one_hot(targets, logits.shape[-1]).to(logits.dtype)
+
+
+def _wrong_index(logits, targets):
+    p = torch.softmax(logits, -1)
+    p[:, targets] -= 1
+    return p / logits.shape[0]
+
+
+def _naive_softmax(z):
+    e = z.exp()
+    return e / e.sum(-1, keepdim=True)
+
+
+class TestCrossEntropyBackward(Exercise):
+    function = "cross_entropy_backward"
+    forbidden = AUTOGRAD + CROSS_ENTROPY
+    mistakes = (
+        Mistake("not divided by N", "the loss is the mean over the N rows, so its gradient is (softmax − one-hot) / N.",
+                lambda logits, targets: torch.softmax(logits, -1) - _one_hot(targets, logits)),
+        Mistake("one-hot at the wrong index (p[:, targets])", "`p[:, targets]` selects whole columns for every row; subtract 1 at (i, targets[i]) only: p[torch.arange(N), targets].",
+                _wrong_index),
+        Mistake("softmax over the batch dim", "each row is one example: softmax over the classes (dim=-1).",
+                lambda logits, targets: (torch.softmax(logits, 0) - _one_hot(targets, logits)) / logits.shape[0]),
+        Mistake("sign flipped (one-hot − softmax)", "the gradient of −log p_y is softmax − one-hot: the probability of the true class must go up when you step against it.",
+                lambda logits, targets: (_one_hot(targets, logits) - torch.softmax(logits, -1)) / logits.shape[0]),
+        Mistake("one-hot subtracted from the logits", "subtract the one-hot from the probabilities softmax(logits), not from the logits.",
+                lambda logits, targets: (logits - _one_hot(targets, logits)) / logits.shape[0]),
+        Mistake("softmax without the max-shift (overflows on large logits)", "subtract each row's max before exp: softmax does not change, and exp no longer overflows.",
+                lambda logits, targets: (_naive_softmax(logits) - _one_hot(targets, logits)) / logits.shape[0]),
+        Mistake("F.one_hot without num_classes", "F.one_hot(targets) has max(targets) + 1 columns; pass num_classes=logits.shape[1].",
+                lambda logits, targets: (torch.softmax(logits, -1) - F.one_hot(targets)) / logits.shape[0]),
+    )
+
+    @staticmethod
+    def reference(logits, targets):
+        z = _leaf(logits)
+        (grad,) = torch.autograd.grad(F.cross_entropy(z, targets), z)
+        return grad
+
+    def test_worked_example(self, student):
+        """worked example: logits (2, 1, 0.1) with label 0, and a uniform row with label 2"""
+        self.expect(student, torch.tensor([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0]]), torch.tensor([0, 2]))
+
+    def test_batch_float32(self, student):
+        """N=6, C=4, float32"""
+        self.expect(student, randn(6, 4, seed=50, scale=2.0), torch.tensor([3, 0, 1, 3, 2, 1]))
+
+    def test_batch_float64(self, student):
+        """N=5, C=7, float64"""
+        self.expect(student, randn(5, 7, seed=51, dtype=torch.float64, scale=2.0), torch.tensor([6, 0, 2, 2, 4]))
+
+    def test_last_class_unused(self, student):
+        """no target is the last class (C=5, targets in 0..3)"""
+        self.expect(student, randn(4, 5, seed=52, dtype=torch.float64), torch.tensor([1, 3, 0, 1]))
+
+    def test_large_logits(self, student):
+        """stability: logits near 1000 (float32) give finite gradients"""
+        self.expect(student, randn(3, 6, seed=53, scale=3.0, shift=1000.0), torch.tensor([5, 0, 2]))
+
+    def test_rows_sum_to_zero(self, student):
+        """each row of the gradient sums to 0 (probabilities and one-hot both sum to 1)"""
+        logits = randn(8, 3, seed=54, dtype=torch.float64, scale=3.0)
+        grad = self.expect(student, logits, torch.tensor([0, 1, 2, 2, 1, 0, 0, 1]))
+        sums = grad.sum(-1).abs()
+        if sums.max() > 1e-12:
+            raise CheckFailed(f"row {int(sums.argmax())} of the gradient sums to {sums.max().item():.3g}, expected 0")
+
+
+# -- a two-layer MLP, by hand ----------------------------------------------------------------
+
+KEYS = ("W1", "b1", "W2", "b2")
+
+
+def _mlp(x, targets, params, *, per_example=False, sum_loss=False, local="h", bias_unsummed=False,
+         weights_transposed=False, W2_transposed=False, naive=False):
+    """(loss, grads) of the course's MLP; each keyword switches on one broken variant."""
+    W1, b1, W2, b2 = (params[k] for k in KEYS)
+    N = x.shape[0]
+    z = x @ W1.T + b1                                              # (N, H)
+    h = torch.tanh(z)                                              # (N, H)
+    logits = h @ W2.T + b2                                         # (N, C)
+    if naive:
+        p = _naive_softmax(logits)
+        losses = -p.gather(1, targets[:, None]).squeeze(1).log()
+    else:
+        p = torch.softmax(logits, -1)
+        losses = logits.logsumexp(-1) - logits.gather(1, targets[:, None]).squeeze(1)
+    loss = losses.sum() if sum_loss else losses.mean()
+    dlogits = (p - _one_hot(targets, logits)) / (1 if per_example else N)   # (N, C)
+    dh = dlogits @ (W2.T if W2_transposed else W2)                          # (N, H)
+    dz = {"h": dh * (1 - h ** 2), "z": dh * (1 - z ** 2), "none": dh}[local]
+    if weights_transposed:
+        dW1, dW2 = x.T @ dz, h.T @ dlogits
+    else:
+        dW1, dW2 = dz.T @ x, dlogits.T @ h
+    db1, db2 = (dz, dlogits) if bias_unsummed else (dz.sum(0), dlogits.sum(0))
+    return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+
+
+def _params(D, H, C, seed, dtype, scale=1.0, W2_scale=1.0):
+    return {"W1": randn(H, D, seed=seed, dtype=dtype, scale=scale), "b1": randn(H, seed=seed + 1, dtype=dtype, scale=0.5),
+            "W2": randn(C, H, seed=seed + 2, dtype=dtype, scale=W2_scale), "b2": randn(C, seed=seed + 3, dtype=dtype, scale=0.5)}
+
+
+class TestMlpLossAndGrads(Exercise):
+    function = "mlp_loss_and_grads"
+    forbidden = AUTOGRAD + CROSS_ENTROPY
+    substitutes = ("tanh_backward", "linear_backward", "cross_entropy_backward")
+    mistakes = (
+        Mistake("cross-entropy gradient not divided by N", "the loss is a mean over N examples: dlogits = (softmax − one-hot) / N.",
+                lambda x, targets, params: _mlp(x, targets, params, per_example=True)),
+        Mistake("loss summed instead of averaged", "the loss is the mean cross-entropy over the batch.",
+                lambda x, targets, params: _mlp(x, targets, params, sum_loss=True)),
+        Mistake("tanh derivative taken from the pre-activation (1 − z²)", "tanh′(z) = 1 − tanh(z)² = 1 − h²: use the layer's output h, not its input z.",
+                lambda x, targets, params: _mlp(x, targets, params, local="z")),
+        Mistake("tanh derivative missing (dz = dh)", "backprop through the tanh too: dz = dh · (1 − h²).",
+                lambda x, targets, params: _mlp(x, targets, params, local="none")),
+        Mistake("bias gradients not summed over the batch", "each bias is shared by the N rows: db = d(out).sum(0).",
+                lambda x, targets, params: _mlp(x, targets, params, bias_unsummed=True)),
+        Mistake("weight gradients transposed", "a gradient has the shape of its parameter: dW1 = dzᵀ x (H, D), dW2 = dlogitsᵀ h (C, H).",
+                lambda x, targets, params: _mlp(x, targets, params, weights_transposed=True)),
+        Mistake("dh uses W2.T", "logits = h W2ᵀ, so dh = dlogits @ W2 (shape (N, H)).",
+                lambda x, targets, params: _mlp(x, targets, params, W2_transposed=True)),
+        Mistake("softmax without the max-shift (overflows on large logits)", "compute the loss with logsumexp and the probabilities with a max-shifted softmax.",
+                lambda x, targets, params: _mlp(x, targets, params, naive=True)),
+    )
+
+    @staticmethod
+    def reference(x, targets, params):
+        p = {k: _leaf(params[k]) for k in KEYS}
+        logits = torch.tanh(x @ p["W1"].T + p["b1"]) @ p["W2"].T + p["b2"]
+        loss = F.cross_entropy(logits, targets)
+        return loss.detach(), dict(zip(KEYS, torch.autograd.grad(loss, [p[k] for k in KEYS])))
+
+    def test_worked_example(self, student):
+        """the shapes of the visible test: N=4, D=3, H=5, C=2"""
+        self.expect(student, randn(4, 3, seed=60), torch.tensor([0, 1, 1, 0]), _params(3, 5, 2, seed=61, dtype=torch.float32))
+
+    def test_float32(self, student):
+        """N=6, D=5, H=4, C=3, float32"""
+        self.expect(student, randn(6, 5, seed=62), torch.tensor([2, 0, 1, 1, 2, 0]), _params(5, 4, 3, seed=63, dtype=torch.float32, scale=0.7))
+
+    def test_float64(self, student):
+        """N=7, D=3, H=6, C=4, float64"""
+        self.expect(student, randn(7, 3, seed=64, dtype=torch.float64), torch.tensor([3, 1, 0, 2, 3, 3, 1]), _params(3, 6, 4, seed=65, dtype=torch.float64))
+
+    def test_saturated_hidden_units(self, student):
+        """large first-layer weights: many tanh units saturate, float64"""
+        self.expect(student, randn(5, 4, seed=66, dtype=torch.float64), torch.tensor([1, 0, 2, 2, 1]), _params(4, 3, 3, seed=67, dtype=torch.float64, scale=3.0))
+
+    def test_large_logits(self, student):
+        """stability: logits of several hundred to a thousand stay finite, float64"""
+        self.expect(student, randn(5, 4, seed=68, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1]), _params(4, 6, 3, seed=69, dtype=torch.float64, W2_scale=300.0))
+
+
+# -- gradient checking -----------------------------------------------------------------------
+
+class TestRelativeError(Exercise):
+    function = "relative_error"
+    tolerance = {torch.float64: 1e-7}
+    mistakes = (
+        Mistake("no max(1e-8, ·) guard", "where a and b are both 0 the ratio is 0/0 = nan: divide by max(1e-8, |a| + |b|), e.g. (a.abs() + b.abs()).clamp_min(1e-8).",
+                lambda a, b: ((a - b).abs() / (a.abs() + b.abs())).max()),
+        Mistake("global max of the denominators", "divide elementwise first, then take the max: max over i of |aᵢ − bᵢ| / max(1e-8, |aᵢ| + |bᵢ|).",
+                lambda a, b: (a - b).abs().max() / (a.abs() + b.abs()).max().clamp_min(1e-8)),
+        Mistake("added 1e-8 instead of max(1e-8, ·)", "the guard is a floor, not an offset: max(1e-8, |a| + |b|) (clamp_min), which differs when |a| + |b| is tiny.",
+                lambda a, b: ((a - b).abs() / (a.abs() + b.abs() + 1e-8)).max()),
+        Mistake("mean instead of max", "the check reports the worst entry: take the max over elements.",
+                lambda a, b: ((a - b).abs() / (a.abs() + b.abs()).clamp_min(1e-8)).mean()),
+        Mistake("divided by |a| only", "use both magnitudes: max(1e-8, |a| + |b|), so the error is symmetric in a and b.",
+                lambda a, b: ((a - b).abs() / a.abs().clamp_min(1e-8)).max()),
+        Mistake("absolute error (no denominator)", "divide by max(1e-8, |a| + |b|) so the error does not depend on the scale of the gradients.",
+                lambda a, b: (a - b).abs().max()),
+    )
+
+    @staticmethod
+    def reference(a, b):
+        return ((a - b).abs() / (a.abs() + b.abs()).clamp_min(1e-8)).max()
+
+    def test_worked_example(self, student):
+        """worked example: (0.5, 0, 3) vs (0.6, 0, 3) gives 0.1 / 1.1"""
+        self.expect(student, torch.tensor([0.5, 0.0, 3.0], dtype=torch.float64), torch.tensor([0.6, 0.0, 3.0], dtype=torch.float64))
+
+    def test_matrix_float32(self, student):
+        """(4, 5) float32 gradients that differ a little"""
+        a = randn(4, 5, seed=70)
+        self.expect(student, a, a + randn(4, 5, seed=71, scale=1e-3))
+
+    def test_gradients_of_different_scales_float64(self, student):
+        """(3, 6) float64, entries from 1e-3 to 10"""
+        a = randn(3, 6, seed=72, dtype=torch.float64) * torch.logspace(-3, 1, 6, dtype=torch.float64)
+        self.expect(student, a, a * (1 + randn(3, 6, seed=73, dtype=torch.float64, scale=1e-2)))
+
+    def test_zeros_in_both(self, student):
+        """entries where a and b are both 0 count as 0 error, not nan"""
+        a = torch.tensor([[0.0, 1.0, -2.0], [0.0, 0.5, 3.0]], dtype=torch.float64)
+        self.expect(student, a, a + torch.tensor([[0.0, 1e-4, 0.0], [0.0, -1e-3, 1e-2]], dtype=torch.float64))
+
+    def test_tiny_entries(self, student):
+        """entries below 1e-8 are divided by 1e-8 (the floor of max(1e-8, |a| + |b|))"""
+        a = torch.tensor([3e-9, 1.0, 0.0, -2.0], dtype=torch.float64)
+        self.expect(student, a, torch.tensor([-1e-9, 1.0, 0.0, -2.0], dtype=torch.float64))
+
+    def test_identical(self, student):
+        """identical tensors have relative error 0"""
+        a = randn(2, 3, 4, seed=74, dtype=torch.float64)
+        self.expect(student, a, a.clone())
+
+
+# -- curvature -------------------------------------------------------------------------------
+
+def _spd(eigenvalues, seed, dtype=torch.float64):
+    """A symmetric matrix with these eigenvalues and random (non-axis) eigenvectors."""
+    n = len(eigenvalues)
+    Q, _ = torch.linalg.qr(randn(n, n, seed=seed, dtype=torch.float64))
+    H = Q @ torch.diag(torch.tensor(eigenvalues, dtype=torch.float64)) @ Q.T
+    return ((H + H.T) / 2).to(dtype)
+
+
+def _eig(H):
+    return torch.linalg.eigvalsh(H)
+
+
+class TestMaxStableLr(Exercise):
+    function = "max_stable_lr"
+    mistakes = (
+        Mistake("1/λ_max instead of 2/λ_max", "along the top eigenvector a step multiplies w by (1 − αλ_max); |1 − αλ_max| < 1 holds up to α = 2/λ_max.",
+                lambda H: 1 / _eig(H).max()),
+        Mistake("λ_min used instead of λ_max", "torch.linalg.eigvalsh sorts ascending: the largest eigenvalue is the last one (or use .max()).",
+                lambda H: 2 / _eig(H).min()),
+        Mistake("largest diagonal entry used as λ_max", "the diagonal of a non-diagonal H is not its spectrum: use the largest eigenvalue (torch.linalg.eigvalsh).",
+                lambda H: 2 / H.diagonal().max()),
+        Mistake("trace (sum of eigenvalues) used instead of λ_max", "only the largest eigenvalue limits the step: 2 / λ_max.",
+                lambda H: 2 / H.diagonal().sum()),
+        Mistake("λ_max / 2 (inverted)", "the limit is 2 / λ_max: larger curvature means a smaller step.",
+                lambda H: _eig(H).max() / 2),
+    )
+
+    @staticmethod
+    def reference(H):
+        return 2 / torch.linalg.eigvalsh(H).max()
+
+    def test_worked_example(self, student):
+        """worked example: [[2, 1], [1, 2]] has eigenvalues 1 and 3, so 2/3"""
+        self.expect(student, torch.tensor([[2.0, 1.0], [1.0, 2.0]]))
+
+    def test_rotated_float64(self, student):
+        """5 x 5 float64, eigenvalues 0.5 .. 7, non-diagonal"""
+        self.expect(student, _spd([0.5, 1.0, 2.0, 3.0, 7.0], seed=80))
+
+    def test_float32(self, student):
+        """4 x 4 float32, eigenvalues 0.2 .. 40"""
+        self.expect(student, _spd([40.0, 0.2, 5.0, 1.0], seed=81, dtype=torch.float32))
+
+    def test_flat_directions(self, student):
+        """PSD with zero eigenvalues (6 x 6 of rank 2), float64"""
+        A = randn(6, 2, seed=82, dtype=torch.float64)
+        self.expect(student, A @ A.T)
+
+    def test_strong_off_diagonal(self, student):
+        """off-diagonal entries dominate: diagonal 1, eigenvalues 0.1 and 1.9 (2x2), float64"""
+        self.expect(student, torch.tensor([[1.0, 0.9], [0.9, 1.0]], dtype=torch.float64))
+
+    def test_gradient_descent_at_the_limit(self, student):
+        """gradient descent on ½ wᵀHw converges at 0.95 × your rate and diverges at 1.05 ×"""
+        H = _spd([0.5, 1.0, 2.0, 3.0, 5.0], seed=83)
+        lr = self.call(student, H)
+        if isinstance(lr, torch.Tensor) and lr.numel() == 1:
+            lr = lr.item()
+        if not isinstance(lr, (int, float)) or isinstance(lr, bool):
+            raise CheckFailed(f"max_stable_lr should return a number or a 0-d tensor, got {type(lr).__name__}")
+        w0 = randn(5, seed=84, dtype=torch.float64)
+        for factor, should_converge in ((0.95, True), (1.05, False)):
+            w = w0.clone()
+            for _ in range(300):
+                w = w - factor * lr * (H @ w)
+            ratio = (w.norm() / w0.norm()).item()
+            if should_converge and not ratio < 1e-3:
+                grew = f"‖w‖ changed by a factor {ratio:.3g}" if math.isfinite(ratio) else "w overflowed to inf"
+                raise CheckFailed(f"with α = 0.95 × max_stable_lr(H) = {factor * lr:.4g}, 300 steps of gradient descent did not converge "
+                                  f"({grew}): your rate is above the limit 2/λ_max = {2 / 5:.4g}")
+            if not should_converge and not ratio > 1e3:
+                raise CheckFailed(f"with α = 1.05 × max_stable_lr(H) = {factor * lr:.4g}, gradient descent still converged "
+                                  f"(‖w‖ shrank to {ratio:.3g} of its start): your rate is below the limit 2/λ_max = {2 / 5:.4g}")
