@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 ASSIGNMENTS := $(notdir $(wildcard source/ps*))
 SUBMITTED = $(sort $(notdir $(wildcard submitted/*/ps*)))
 
-.PHONY: venv release autograde feedback export demo test clean
+.PHONY: venv release autograde feedback export demo test validate-grader bench clean
 
 ## venv: create or refresh the virtualenv with the pinned dependencies (no-op when up to date)
 venv: $(STAMP)
@@ -45,6 +45,14 @@ demo: release
 ## test: the project's own tests (release in sync, grader scores, mistakes named)
 test: venv
 	$(PYTHON) -m pytest
+
+## validate-grader: grade every catalogued mistake, correct variant and forbidden use; print the table
+validate-grader: venv
+	$(PYTHON) -m mfml_grader validate --jobs $(JOBS)
+
+## bench: stock nbgrader (kernel per notebook) vs the sandboxed batch grader on the same submissions
+bench: venv release
+	$(PYTHON) bench/bench_autograde.py --jobs $(JOBS)
 
 ## clean: remove everything grading generated (submissions, autograded, feedback, gradebook, exports)
 clean:

@@ -3,6 +3,7 @@
     python -m mfml_grader demo-submissions   # submitted/<student>/<assignment>/ for the demo students
     python -m mfml_grader autograde --jobs N # grade all of submitted/ on N cores, with a progress bar
     python -m mfml_grader table              # per-student, per-exercise scores from the gradebook
+    python -m mfml_grader validate --jobs N  # grade the grader: every mutant caught and named, ...
 """
 
 import argparse
@@ -86,7 +87,7 @@ def print_table(root, out=sys.stdout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mfml_grader", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["demo-submissions", "autograde", "table"])
+    parser.add_argument("command", choices=["demo-submissions", "autograde", "table", "validate"])
     parser.add_argument("assignments", nargs="*", help="assignments to grade (default: all in submitted/)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders (default: all cores)")
     parser.add_argument("--course", type=Path, default=None, help="course directory (default: found from the current folder)")
@@ -98,6 +99,10 @@ def main(argv=None):
         from .judge.batch import autograde
 
         autograde(root, args.assignments or course.assignments(root), max(1, args.jobs))
+    elif args.command == "validate":
+        from .validate import main as validate
+
+        sys.exit(validate(root, max(1, args.jobs)))
     else:
         print_table(root)
 

@@ -147,7 +147,8 @@ class Exercise:
         for name, before, after in pairs:
             for (path, old), (_, new) in zip(_tensors(before, name), _tensors(after, name)):
                 if old.shape != new.shape or not torch.equal(old.nan_to_num(), new.nan_to_num()):
-                    raise CheckFailed(f"{self.function} modified its input `{path}` in place; work on a copy (avoid `+=`, `.add_()`, `.copy_()` and slice assignment on inputs)")
+                    raise CheckFailed(f"{self.function} modified its input `{path}` in place.\n    Likely mistake: input modified in place. "
+                                      "Work on a copy: avoid `+=`, `.add_()`, `.mul_()`, `.copy_()` and slice assignment on inputs.")
 
     # -- messages ------------------------------------------------------------------------
     def _parameter_names(self):

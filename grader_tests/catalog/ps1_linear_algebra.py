@@ -72,6 +72,104 @@ def lora_forward(x, W, A, B, alpha):
 def lora_forward(x, W, A, B, alpha):
     return x @ W.T + (alpha // A.shape[0]) * (x @ A.T @ B.T)
 '''),
+    Mutant("l2_norm", "sum of absolute values (L1 norm)", '''
+def l2_norm(x, dim=-1):
+    return x.abs().sum(dim=dim)
+'''),
+    Mutant("l2_norm", "reduced over every dimension", '''
+def l2_norm(x, dim=-1):
+    return torch.sqrt(torch.sum(x * x))
+'''),
+    Mutant("l2_norm", "kept the reduced dimension", '''
+def l2_norm(x, dim=-1):
+    return (x * x).sum(dim, keepdim=True).sqrt()
+'''),
+    Mutant("l2_norm", "input modified in place", '''
+def l2_norm(x, dim=-1):
+    x.mul_(x)
+    return x.sum(dim).sqrt()
+'''),
+    Mutant("linear", "W @ x instead of x @ Wᵀ", '''
+def linear(x, W, b=None):
+    y = W @ x
+    return y if b is None else y + b
+'''),
+    Mutant("linear", "bias subtracted", '''
+def linear(x, W, b=None):
+    return x @ W.T - (0 if b is None else b)
+'''),
+    Mutant("attention_scores", "scaled by √T_k (the number of keys)", '''
+def attention_scores(q, k):
+    return q @ k.transpose(-2, -1) / math.sqrt(k.shape[-2])
+'''),
+    Mutant("attention_scores", "k @ qᵀ (scores transposed)", '''
+def attention_scores(q, k):
+    return k @ q.transpose(-2, -1) / math.sqrt(q.shape[-1])
+'''),
+    Mutant("attention_scores", "multiplied by √d_k", '''
+def attention_scores(q, k):
+    return (q @ k.transpose(-2, -1)) * q.shape[-1] ** 0.5
+'''),
+    Mutant("softmax", "softmax over the wrong dim", '''
+def softmax(x, dim=-1):
+    e = (x - x.max(dim=0, keepdim=True).values).exp()
+    return e / e.sum(dim=0, keepdim=True)
+'''),
+    Mutant("softmax", "normalised over the whole tensor", '''
+def softmax(x, dim=-1):
+    e = torch.exp(x - x.max())
+    return e / e.sum()
+'''),
+    Mutant("softmax", "shifted by the global max (underflows rows far below it)", '''
+def softmax(x, dim=-1):
+    e = torch.exp(x - x.max())
+    return e / e.sum(dim=dim, keepdim=True)
+'''),
+    Mutant("attention", "causal mask inverted (the past is masked)", '''
+def attention(q, k, v, causal=False):
+    scores = attention_scores(q, k)
+    if causal:
+        past = torch.tril(torch.ones(scores.shape[-2:], dtype=torch.bool))
+        scores = scores.masked_fill(past, float("-inf"))
+    return softmax(scores) @ v
+'''),
+    Mutant("attention", "softmax over the query dim", '''
+def attention(q, k, v, causal=False):
+    scores = attention_scores(q, k)
+    if causal:
+        keep = torch.tril(torch.ones(scores.shape[-2:], dtype=torch.bool))
+        scores = scores.masked_fill(~keep, float("-inf"))
+    return softmax(scores, dim=-2) @ v
+'''),
+    Mutant("attention", "causal mask aligned bottom-right", '''
+def attention(q, k, v, causal=False):
+    scores = attention_scores(q, k)
+    if causal:
+        T_q, T_k = scores.shape[-2:]
+        keep = torch.ones(T_q, T_k, dtype=torch.bool).tril(T_k - T_q)
+        scores = scores.masked_fill(~keep, float("-inf"))
+    return softmax(scores) @ v
+'''),
+    Mutant("low_rank_approx", "Vh transposed again", '''
+def low_rank_approx(A, r):
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    V = Vh.T
+    return U[:, :r] @ torch.diag(S[:r]) @ V[:r]
+'''),
+    Mutant("low_rank_approx", "dropped Σ (U @ Vh)", '''
+def low_rank_approx(A, r):
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    return U[:, :r] @ Vh[:r]
+'''),
+    Mutant("lora_forward", "scaled the frozen path too", '''
+def lora_forward(x, W, A, B, alpha):
+    return (alpha / A.shape[0]) * (x @ W.T + x @ A.T @ B.T)
+'''),
+    Mutant("lora_forward", "r taken from B (out) instead of A", '''
+def lora_forward(x, W, A, B, alpha):
+    r = B.shape[0]
+    return x @ W.T + alpha / r * (x @ A.T @ B.T)
+'''),
 ]
 
 VARIANTS = [

@@ -26,14 +26,20 @@ def submitted_students(root, assignment):
     return sorted(p.name for p in folder.iterdir() if (p / assignment).is_dir()) if folder.is_dir() else []
 
 
+def nbgrader_env(**extra):
+    """This environment, with this Python's scripts first on PATH (nbgrader runs `alembic`)."""
+    env = dict(os.environ, **extra)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
 def _launch(root, assignment, students, everyone, threads, progress_file, log_file):
     """One `nbgrader autograde` process for `students` (an assignment id or a glob such as "*")."""
     command = ["nbgrader", "autograde", assignment, "--force", "--log-level=WARN"]
     exclude = sorted(set(everyone) - set(students))
     if exclude:
         command.append(f"--CourseDirectory.student_id_exclude={','.join(exclude)}")
-    env = dict(os.environ, MFML_THREADS=str(threads), **{PROGRESS_ENV: str(progress_file)})
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = nbgrader_env(MFML_THREADS=str(threads), **{PROGRESS_ENV: str(progress_file)})
     return subprocess.Popen(command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
 
