@@ -7,10 +7,16 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 ASSIGNMENTS := $(notdir $(wildcard source/ps*))
 SUBMITTED = $(sort $(notdir $(wildcard submitted/*/ps*)))
 
-.PHONY: venv release autograde feedback export demo test validate-grader bench clean
+.PHONY: sysdeps venv release autograde feedback export demo test validate-grader bench clean
+
+## sysdeps: system packages (bubblewrap, the sandbox student code runs in); installed when root
+sysdeps:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null; \
+	  else echo "WARNING: bubblewrap (bwrap) is not installed: grading falls back to rlimits only (see README)"; fi; }
 
 ## venv: create or refresh the virtualenv with the pinned dependencies (no-op when up to date)
-venv: $(STAMP)
+venv: sysdeps $(STAMP)
 $(STAMP):
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip

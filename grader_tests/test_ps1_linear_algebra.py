@@ -9,7 +9,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from mfml_grader.exercise import CheckFailed, Exercise, Mistake, randn
+from mfml_grader.strategies import GRADING, shapes, tensor_and_dim
 
 SOFTMAX_APIS = (
     "torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax", "torch.special.softmax",
@@ -56,6 +60,13 @@ class TestL2Norm(Exercise):
     def test_single_vector(self, student):
         """a single 1-D vector gives a 0-d tensor"""
         self.expect(student, randn(9, seed=4))
+
+    @GRADING
+    @given(case=tensor_and_dim())
+    def test_random_shapes_and_dims(self, student, case):
+        """random shapes, dims and dtypes"""
+        x, dim = case
+        self.expect(student, x, dim=dim)
 
 
 class TestLinear(Exercise):
@@ -135,6 +146,12 @@ class TestAttentionScores(Exercise):
         """8 queries and 8 keys of size 64 (the notebook's experiment)"""
         self.expect(student, randn(8, 64, seed=24), randn(8, 64, seed=25))
 
+    @GRADING
+    @given(batch=shapes(0, 2, 1, 3), t_q=st.integers(1, 6), t_k=st.integers(1, 6), d=st.integers(1, 9), dtype=st.sampled_from([torch.float32, torch.float64]), seed=st.integers(0, 10**6))
+    def test_random_batch_and_head_shapes(self, student, batch, t_q, t_k, d, dtype, seed):
+        """random batch/head shapes and sizes, float32 and float64"""
+        self.expect(student, randn(*batch, t_q, d, seed=seed, dtype=dtype), randn(*batch, t_k, d, seed=seed + 1, dtype=dtype))
+
 
 class TestSoftmax(Exercise):
     function = "softmax"
@@ -186,6 +203,19 @@ class TestSoftmax(Exercise):
         x = randn(3, 5, seed=36)
         x[:, 3:] = float("-inf")
         self.expect(student, x)
+
+    @GRADING
+    @given(case=tensor_and_dim(), shift=st.floats(-50, 50))
+    def test_properties_on_random_shapes(self, student, case, shift):
+        """random shapes and dims: matches torch, slices sum to 1, adding a constant changes nothing"""
+        x, dim = case
+        p = self.expect(student, x, dim=dim)
+        shifted = self.call(student, x + shift, dim=dim)
+        sums = p.double().sum(dim)
+        if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+            raise CheckFailed(f"softmax(x, dim={dim}) for x {tuple(x.shape)}: slices along dim sum to {sums.min().item():.4g}..{sums.max().item():.4g}, not 1")
+        if not isinstance(shifted, torch.Tensor) or not torch.allclose(shifted.double(), p.double(), atol=1e-4):
+            raise CheckFailed(f"softmax(x + {shift:.3g}, dim={dim}) differs from softmax(x, dim={dim}) for x {tuple(x.shape)}: softmax must not change when a constant is added")
 
 
 class TestAttention(Exercise):
@@ -247,6 +277,26 @@ class TestAttention(Exercise):
         after = self.call(student, q, k2, v2, causal=True)
         if not isinstance(after, torch.Tensor) or after.shape != before.shape or not torch.allclose(after[:4], before[:4], rtol=1e-10, atol=1e-10):
             raise CheckFailed("attention(q, k, v, causal=True): rows 0..3 changed when only keys/values 4..6 changed: the causal mask lets queries see the future")
+
+    @GRADING
+    @given(batch=shapes(0, 2, 1, 3), t_q=st.integers(1, 6), t_k=st.integers(1, 6), d=st.integers(1, 5), seed=st.integers(0, 10**6))
+    def test_random_batch_and_head_shapes(self, student, batch, t_q, t_k, d, seed):
+        """random batch/head shapes (causal and not) match F.scaled_dot_product_attention"""
+        q, k, v = (randn(*batch, t, d, seed=seed + i, dtype=torch.float64) for i, t in enumerate((t_q, t_k, t_k)))
+        self.expect(student, q, k, v, causal=seed % 2 == 0)
+
+    def test_permuting_keys_and_values_changes_nothing(self, student):
+        """permutation equivariance: shuffling key/value pairs together leaves the output unchanged,
+        shuffling the queries shuffles the output rows"""
+        q, k, v = (randn(2, 5, 4, seed=s, dtype=torch.float64) for s in (58, 59, 60))
+        keys, queries = torch.tensor([3, 0, 4, 1, 2]), torch.tensor([1, 4, 0, 3, 2])
+        out = self.expect(student, q, k, v)
+        moved = self.call(student, q, k[:, keys], v[:, keys])
+        if not torch.allclose(moved, out, atol=1e-10):
+            raise CheckFailed("attention(q, k[perm], v[perm]) differs from attention(q, k, v): the output must not depend on the order of the key/value pairs")
+        rows = self.call(student, q[:, queries], k, v)
+        if not torch.allclose(rows, out[:, queries], atol=1e-10):
+            raise CheckFailed("attention(q[perm], k, v) is not attention(q, k, v)[perm]: each query's output must depend only on that query")
 
     def test_large_scores_stay_finite(self, student):
         """stability: large q and k give finite outputs"""

@@ -96,6 +96,9 @@ def run_exercise(assignment, function, student, solution_source=None, other_sour
             method(exercise, student)
         except CheckFailed as failure:
             report.checks.append(CheckResult(title, False, str(failure)))
+        except BaseExceptionGroup as group:  # several failures at once (property checks): report the first
+            first = group.exceptions[0]
+            report.checks.append(CheckResult(title, False, str(first) if isinstance(first, CheckFailed) else f"{type(first).__name__}: {first}"))
         except Exception as error:  # noqa: BLE001 - a broken check must still leave a readable report
             report.checks.append(CheckResult(title, False, f"the check could not run: {type(error).__name__}: {error}"))
         else:
