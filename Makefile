@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 ASSIGNMENTS := $(notdir $(wildcard source/ps*))
 SUBMITTED = $(sort $(notdir $(wildcard submitted/*/ps*)))
 
-.PHONY: sysdeps venv release autograde feedback export demo test validate-grader bench clean
+.PHONY: sysdeps venv release autograde feedback export report demo test validate-grader bench clean
 
 ## sysdeps: system packages (bubblewrap, the sandbox student code runs in); installed when root
 sysdeps:
@@ -36,10 +36,15 @@ autograde: venv
 feedback: venv
 	@for a in $(SUBMITTED); do nbgrader generate_feedback $$a --force --log-level=WARN || exit 1; done
 
-## export: the grades CSV, in exports/grades.csv
+## export: grades for other systems: exports/grades.csv (nbgrader), exports/gradescope/, exports/canvas.csv
 export: venv
 	@mkdir -p exports
 	nbgrader export --CsvExportPlugin.to=exports/grades.csv --log-level=WARN
+	$(PYTHON) -m mfml_grader export-lms
+
+## report: item analysis of the graded batch, with plots, in reports/index.html
+report: venv
+	$(PYTHON) -m mfml_grader report
 
 ## demo: release, three demo students (perfect, typical mistakes, untouched), grade, feedback, table
 demo: release
@@ -62,5 +67,5 @@ bench: venv release
 
 ## clean: remove everything grading generated (submissions, autograded, feedback, gradebook, exports)
 clean:
-	rm -rf submitted feedback exports logs gradebook.db .pytest_cache
+	rm -rf submitted feedback exports reports logs gradebook.db .pytest_cache
 	find autograded -mindepth 1 -not -name .gitkeep -delete

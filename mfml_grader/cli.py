@@ -4,6 +4,8 @@
     python -m mfml_grader autograde --jobs N # grade all of submitted/ on N cores, with a progress bar
     python -m mfml_grader table              # per-student, per-exercise scores from the gradebook
     python -m mfml_grader validate --jobs N  # grade the grader: every mutant caught and named, ...
+    python -m mfml_grader report             # reports/index.html: item analysis with plots
+    python -m mfml_grader export-lms         # exports/gradescope/**/results.json and exports/canvas.csv
 """
 
 import argparse
@@ -87,7 +89,7 @@ def print_table(root, out=sys.stdout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mfml_grader", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["demo-submissions", "autograde", "table", "validate"])
+    parser.add_argument("command", choices=["demo-submissions", "autograde", "table", "validate", "report", "export-lms"])
     parser.add_argument("assignments", nargs="*", help="assignments to grade (default: all in submitted/)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders (default: all cores)")
     parser.add_argument("--course", type=Path, default=None, help="course directory (default: found from the current folder)")
@@ -99,6 +101,15 @@ def main(argv=None):
         from .judge.batch import autograde
 
         autograde(root, args.assignments or course.assignments(root), max(1, args.jobs))
+    elif args.command == "report":
+        from .report import write
+
+        print(f"wrote {write(root)}")
+    elif args.command == "export-lms":
+        from .exports import canvas, gradescope
+
+        print(f"wrote {gradescope(root, root / 'exports' / 'gradescope')} Gradescope results.json files in exports/gradescope/")
+        print(f"wrote exports/canvas.csv ({canvas(root, root / 'exports' / 'canvas.csv')} students)")
     elif args.command == "validate":
         from .validate import main as validate
 

@@ -1,13 +1,32 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from course_fixture import REPO  # noqa: E402
+from mfml_grader import validate  # noqa: E402
+
+validate_table_key = pytest.StashKey[str]()
+
+
+@pytest.fixture(scope="session")
+def graded_course(tmp_path_factory, request):
+    """Every catalog case of every assignment, graded once: (course root, {assignment: Outcome})."""
+    root = tmp_path_factory.mktemp("validate")
+    results = {o.assignment: o for o in validate.run(REPO, root, jobs=2)}
+    request.config.stash[validate_table_key] = validate.report(results.values())
+    return root, results
+
+
+@pytest.fixture(scope="session")
+def outcomes(graded_course):
+    return graded_course[1]
 
 
 def pytest_terminal_summary(terminalreporter, config):
     """Show how well the grader did (mutants caught and named, variants at full marks)."""
-    from test_autograde import validate_table_key
-
     table = config.stash.get(validate_table_key, None)
     if table:
         terminalreporter.section("grader validation")

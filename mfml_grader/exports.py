@@ -1,0 +1,82 @@
+"""Grades for other systems: Gradescope `results.json` per submission, and a Canvas gradebook CSV.
+
+    exports/gradescope/<assignment>/<student>/results.json
+    exports/canvas.csv
+
+Gradescope's autograder format: a total `score`, and one test per exercise with its `name`,
+`score`, `max_score`, `output` (the test cell's report) and `visibility`. Canvas imports a CSV whose
+first columns identify the student and whose other columns are assignments; the "Points Possible"
+row gives each assignment's maximum.
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import nbformat
+
+from . import course
+
+CANVAS_ID_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
+
+
+def _cell_outputs(root, assignment, student):
+    path = Path(root) / "autograded" / student / assignment / f"{assignment}.ipynb"
+    if not path.exists():
+        return {}
+    texts = {}
+    for cell in nbformat.read(path, as_version=4).cells:
+        name = course.grade_id(cell)
+        if name and name.startswith("test_"):
+            texts[name.removeprefix("test_")] = "".join(
+                o.get("text", "") if o.get("output_type") == "stream" else f"{o.get('ename', '')}: {o.get('evalue', '')}\n"
+                for o in cell.get("outputs", []) if o.get("output_type") in ("stream", "error"))
+    return texts
+
+
+def gradescope(root, out_dir):
+    """Write results.json for every graded submission; return how many."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    written = 0
+    with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gradebook:
+        for assignment in gradebook.assignments:
+            for student in gradebook.students:
+                try:
+                    notebook = gradebook.find_submission_notebook(assignment.name, assignment.name, student.id)
+                except MissingEntry:
+                    continue
+                outputs = _cell_outputs(root, assignment.name, student.id)
+                tests = [{"name": g.name.removeprefix("test_"), "score": g.score or 0.0, "max_score": g.max_score,
+                          "output": outputs.get(g.name.removeprefix("test_"), ""), "visibility": "visible"}
+                         for g in notebook.grades if g.name.startswith("test_")]
+                results = {"score": round(sum(t["score"] for t in tests), 4), "visibility": "visible",
+                           "stdout_visibility": "hidden", "tests": tests}
+                path = Path(out_dir) / assignment.name / student.id / "results.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(results, indent=1))
+                written += 1
+    return written
+
+
+def canvas(root, path):
+    """Write a Canvas gradebook CSV (one row per student, one column per assignment)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gradebook:
+        assignments = sorted(gradebook.assignments, key=lambda a: a.name)
+        rows = [[*CANVAS_ID_COLUMNS, *(a.name for a in assignments)],
+                ["Points Possible", "", "", "", "", *(f"{a.max_score:g}" for a in assignments)]]
+        for student in sorted(gradebook.students, key=lambda s: s.id):
+            name = " ".join(filter(None, (student.first_name, student.last_name))) or student.id
+            scores = []
+            for assignment in assignments:
+                try:
+                    scores.append(f"{gradebook.find_submission(assignment.name, student.id).score:g}")
+                except MissingEntry:
+                    scores.append("")
+            rows.append([name, student.id, student.id, student.id, "", *scores])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return len(rows) - 2
