@@ -57,3 +57,11 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.OverwriteCells",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+
+# Late policy: 10 % of the earned score per started day late (mfml_grader/late.py).
+c.AssignLatePenalties.plugin_class = "mfml_grader.late.PercentPerDay"
+c.PercentPerDay.percent_per_day = 10.0
+
+# The filesystem exchange lives in the course folder (release -> fetch -> submit -> collect ->
+# feedback); point it elsewhere for a shared JupyterHub.
+c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")

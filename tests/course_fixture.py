@@ -1,24 +1,16 @@
 """A throwaway copy of the course in which tests run real nbgrader commands."""
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 
 from mfml_grader import course, submissions
+from mfml_grader.judge.batch import nbgrader_env
 
 REPO = Path(__file__).resolve().parent.parent
 COPIED = ("source", "grader_tests", "nbgrader_config.py", "demo")
-
-
-def nbgrader_env():
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # nbgrader runs alembic
-    env.pop("MFML_COURSE_DIR", None)
-    return env
 
 
 class Course:

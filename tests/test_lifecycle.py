@@ -1,0 +1,97 @@
+"""The whole exchange life cycle with nbgrader's filesystem exchange, in a folder the test owns:
+release_assignment -> fetch_assignment (as students) -> submit -> collect -> autograde ->
+generate_feedback -> release_feedback -> fetch_feedback; one submission late under the course's
+late policy (10 % of the earned score per started day, mfml_grader/late.py).
+"""
+
+import csv
+import datetime
+import os
+import subprocess
+
+import nbformat
+import pytest
+
+from course_fixture import Course, nbgrader_env
+from mfml_grader import submissions
+
+A = "ps4_information_theory"
+COURSE = "math-foundations-ml"
+DAY = datetime.timedelta(days=1)
+
+
+def student_nbgrader(home, exchange, *args):
+    """A student's nbgrader command: in their own home folder, with only the exchange in common."""
+    result = subprocess.run(["nbgrader", *args, f"--course={COURSE}", f"--Exchange.root={exchange}"],
+                            cwd=home, env=nbgrader_env(HOME=str(home)), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def lifecycle(tmp_path_factory):
+    base = tmp_path_factory.mktemp("lifecycle")
+    (base / "course").mkdir()
+    instructor = Course.copy_of_repo(base / "course")
+    exchange = instructor.root / "exchange"
+    exchange.mkdir(mode=0o777)
+    due = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+    instructor.nbgrader("generate_assignment", A)
+    instructor.nbgrader("db", "assignment", "add", A, f"--duedate={due:%Y-%m-%d %H:%M:%S} UTC")
+    instructor.nbgrader("release_assignment", A)
+
+    for student in ("alice", "bob"):
+        home = base / student
+        home.mkdir()
+        student_nbgrader(home, exchange, "fetch_assignment", A)
+        path = home / A / f"{A}.ipynb"
+        nbformat.write(submissions.fill(nbformat.read(path, as_version=4), instructor.solutions(A)), path)
+        student_nbgrader(home, exchange, "submit", A, f"--student={student}")
+
+    # bob submitted 2.5 days after the due date (the exchange records time in the folder name)
+    inbound = exchange / COURSE / "inbound"
+    (bobs,) = [p for p in inbound.iterdir() if p.name.startswith("bob+")]
+    late = (due + 2.5 * DAY).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    name = bobs.name.split("+")
+    os.rename(bobs, inbound / "+".join([name[0], name[1], late, *name[3:]]))
+    (inbound / "+".join([name[0], name[1], late, *name[3:]]) / "timestamp.txt").write_text(late)
+
+    instructor.nbgrader("collect", A)
+    instructor.nbgrader("autograde", A)
+    instructor.nbgrader("generate_feedback", A)
+    instructor.nbgrader("release_feedback", A)
+    for student in ("alice", "bob"):
+        student_nbgrader(base / student, exchange, "fetch_feedback", A, f"--student={student}")
+    return base, instructor
+
+
+def test_collected_submissions_are_graded(lifecycle):
+    _, instructor = lifecycle
+    for student in ("alice", "bob"):
+        scores = instructor.scores(A, student)
+        assert scores and all(s == m for s, m in scores.values()), f"{student}: {scores}"
+
+
+def test_late_policy_takes_ten_percent_per_started_day(lifecycle):
+    from nbgrader.api import Gradebook
+
+    _, instructor = lifecycle
+    with Gradebook(f"sqlite:///{instructor.root / 'gradebook.db'}") as gradebook:
+        alice, bob = (gradebook.find_submission(A, s) for s in ("alice", "bob"))
+        assert alice.late_submission_penalty == 0 and alice.score == alice.max_score
+        assert bob.total_seconds_late > 2 * 86400
+        assert bob.late_submission_penalty == pytest.approx(0.3 * bob.max_score)
+        assert bob.score - bob.late_submission_penalty == pytest.approx(0.7 * bob.max_score)
+    instructor.nbgrader("export", f"--CsvExportPlugin.to={instructor.root / 'grades.csv'}")
+    rows = {r["student_id"]: r for r in csv.DictReader(open(instructor.root / "grades.csv"))}
+    assert float(rows["bob"]["late_submission_penalty"]) == pytest.approx(2.1)
+    assert float(rows["bob"]["score"]) == pytest.approx(4.9) and float(rows["alice"]["score"]) == 7
+
+
+def test_students_fetch_their_feedback(lifecycle):
+    base, _ = lifecycle
+    for student in ("alice", "bob"):
+        pages = list((base / student / A / "feedback").rglob("*.html"))
+        assert len(pages) == 1, f"{student} fetched {pages}"
+        text = pages[0].read_text()
+        assert "Hidden tests for entropy" in text and "Hidden tests for perplexity" in text
