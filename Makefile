@@ -9,11 +9,12 @@ SUBMITTED = $(sort $(notdir $(wildcard submitted/*/ps*)))
 
 .PHONY: sysdeps venv release autograde feedback export report demo test validate-grader bench clean
 
-## sysdeps: system packages (bubblewrap, the sandbox student code runs in); installed when root
+## sysdeps: system packages: bubblewrap (the sandbox student code runs in), chromium (browser tests)
+SYSTEM_PACKAGES := bubblewrap chromium chromium-driver
 sysdeps:
-	@command -v bwrap >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null; \
-	  else echo "WARNING: bubblewrap (bwrap) is not installed: grading falls back to rlimits only (see README)"; fi; }
+	@command -v bwrap >/dev/null && command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES)) >/dev/null; \
+	  else echo "WARNING: install $(SYSTEM_PACKAGES): without bwrap grading falls back to rlimits only (see README)"; fi; }
 
 ## venv: create or refresh the virtualenv with the pinned dependencies (no-op when up to date)
 venv: sysdeps $(STAMP)
