@@ -32,7 +32,9 @@ def _bind(path):
 def bwrap_command(worker_argv, scratch_bytes):
     """The bubblewrap command line that runs `worker_argv` in the sandbox."""
     command = ["bwrap", "--die-with-parent", "--new-session",
-               "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+               "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+               # the scratch tmpfs first: Python or the course may themselves live under /tmp
+               "--size", str(scratch_bytes), "--tmpfs", "/tmp"]
     for folder in SYSTEM_DIRS:
         command += _bind(folder)
     package = Path(mfml_grader.__file__).resolve().parent
@@ -42,8 +44,7 @@ def bwrap_command(worker_argv, scratch_bytes):
         command += ["--perms", "0755", "--dir", str(parent)]
     for folder in folders:
         command += ["--ro-bind", str(folder), str(folder)]
-    command += ["--proc", "/proc", "--dev", "/dev",
-                "--size", str(scratch_bytes), "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    command += ["--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp"]
     return command + ["--", *worker_argv]
 
 

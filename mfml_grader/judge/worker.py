@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 
 import numpy  # noqa: F401 - imported once here so each submission starts warm
@@ -228,7 +229,8 @@ def child(sock, slot_uid, limits, threads, shell):
         limits = {k: v for k, v in limits.items() if k != "RLIMIT_NPROC"}  # would count the grader's own processes
     _limit(limits)
     os.chdir(scratch)
-    os.environ["HOME"] = scratch
+    os.environ["HOME"] = os.environ["TMPDIR"] = scratch  # tempfile and friends write here
+    tempfile.tempdir = None
     torch.set_num_threads(threads)
     serve(sock, shell)
     os._exit(0)
