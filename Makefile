@@ -47,12 +47,12 @@ export: venv
 report: venv
 	$(PYTHON) -m mfml_grader report
 
-## demo: release, three demo students (perfect, typical mistakes, untouched), grade, feedback, table
+## demo: release, three demo students (perfect, typical mistakes, untouched), grade, feedback, report, table
 demo: release
 	$(PYTHON) -m mfml_grader demo-submissions
-	$(MAKE) --no-print-directory autograde export feedback
+	$(MAKE) --no-print-directory autograde export feedback report
 	$(PYTHON) -m mfml_grader table
-	@echo; echo "Feedback: feedback/<student>/<assignment>/*.html   Grades: exports/grades.csv"
+	@echo; echo "Feedback: feedback/<student>/<assignment>/*.html   Grades: exports/   Report: reports/index.html"
 
 ## test: the project's own tests (release in sync, grader scores, mistakes named)
 test: venv

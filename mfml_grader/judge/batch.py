@@ -48,7 +48,7 @@ class ProgressBar:
 
     def __init__(self, total, label, out=sys.stderr):
         self.total, self.label, self.out = total, label, out
-        self.started, self.shown = time.monotonic(), -1
+        self.started, self.shown, self.logged = time.monotonic(), -1, -1
 
     def show(self, done, final=False):
         if done == self.shown and not final:
@@ -62,7 +62,8 @@ class ProgressBar:
         line = f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} notebooks  {rate:.1f}/s  {eta}"
         if self.out.isatty():
             self.out.write("\r" + line + ("\n" if final else ""))
-        else:
+        elif final or done * 10 // max(1, self.total) != self.logged:  # a log file: a line per tenth
+            self.logged = done * 10 // max(1, self.total)
             self.out.write(line + "\n")
         self.out.flush()
 
