@@ -68,8 +68,8 @@ except OSError as error:
         "ignores_interrupts": Case(_suffix("softmax", "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"),
                                    zero={"softmax", "attention", "low_rank_approx", "lora_forward"},
                                    says={"softmax": "did not stop when interrupted"}),
-        "fork_bomb": Case(_suffix("lora_forward", "import os\nwhile True:\n    os.fork()"),
-                          zero={"lora_forward"}),
+        # the bomb hits the process limit; its copies cannot talk to the grader and die; grading goes on
+        "fork_bomb": Case(_suffix("lora_forward", "import os\nwhile True:\n    os.fork()")),
         "memory_hog": Case(_replace("l2_norm", "def l2_norm(x, dim=-1):\n    hog = bytearray(8 * 2**30)\n    return (x * x).sum(dim).sqrt()"),
                            zero={"l2_norm"}, says={"l2_norm": "MemoryError"}),
         "huge_output": Case(_suffix("linear", "for i in range(3_000_000):\n    print('spam', i)\nprint('x' * 100_000_000)")),

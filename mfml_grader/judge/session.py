@@ -112,6 +112,7 @@ class Session:
         self.judge, self.sock, self.pid = judge, sock, pid
         self.started = time.monotonic()
         self.ended = None            # the reason, once the process is gone
+        self.requests = 0
 
     def remaining(self):
         return self.judge.limits.notebook_seconds - (time.monotonic() - self.started)
@@ -129,13 +130,15 @@ class Session:
         if budget <= 0:
             self.close(f"the notebook ran out of time (limit {self.judge.limits.notebook_seconds:g} s for the whole notebook)")
             raise SessionEnded(self.ended)
+        self.requests += 1
+        message = {**message, "id": self.requests}
         frame = protocol.pack(message, value)  # a value that cannot cross fails this request only
         try:
             self.sock.settimeout(None)
             self.sock.sendall(frame)
             self.sock.settimeout(budget)
             try:
-                return protocol.receive(self.sock)
+                return self._answer_to(message, *protocol.receive(self.sock))
             except (TimeoutError, socket.timeout):
                 self.judge.interrupt(self.pid)
                 self.sock.settimeout(INTERRUPT_GRACE)
@@ -145,12 +148,17 @@ class Session:
                     self.close(f"timed out after {budget:.0f} s and did not stop when interrupted; look for an infinite loop")
                     raise SessionEnded(self.ended) from None
                 reply["timed_out"] = budget
-                return reply, result
+                return self._answer_to(message, reply, result)
         except (EOFError, ConnectionError, OSError):
             self.close(None)
         except protocol.ProtocolError as error:
             self.close(f"the notebook's process sent something the grader refuses: {error}")
         raise SessionEnded(self.ended)
+
+    def _answer_to(self, message, reply, result):
+        if reply.get("id") != message["id"]:
+            raise protocol.ProtocolError("an answer came out of turn (did the notebook fork a process that kept running?)")
+        return reply, result
 
     def run_cell(self, source):
         reply, _ = self.request({"op": "run", "source": source, "output_limit": self.judge.limits.output_chars})

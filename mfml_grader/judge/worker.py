@@ -143,6 +143,9 @@ def serve(sock, shell):
     """
     student = InProcessStudent(shell.user_ns)
     interrupt = {signal.SIGINT}
+    owner = os.getpid()
+    # a process the student forks must never answer the grader: it loses the socket at birth
+    os.register_at_fork(after_in_child=lambda: os.getpid() != owner and _drop(sock))
     while True:
         signal.pthread_sigmask(signal.SIG_BLOCK, interrupt)
         try:
@@ -158,10 +161,18 @@ def serve(sock, shell):
         except (StudentError, protocol.ProtocolError, OSError) as error:
             reply, result = {"ok": False, "error": str(error), "raised": getattr(error, "raised", False)}, None
         signal.pthread_sigmask(signal.SIG_BLOCK, interrupt)
+        if os.getpid() != owner:  # a forked copy of the submission came back here: it has no say
+            os._exit(0)
+        reply["id"] = message.get("id")
         try:
             protocol.send(sock, reply, result)
         except protocol.ProtocolError as error:
             protocol.send(sock, {"ok": False, "error": f"the result cannot be sent to the grader: {error}"})
+
+
+def _drop(sock):
+    with contextlib.suppress(OSError):
+        sock.close()
 
 
 def _answer(message, value, shell, student):
