@@ -58,3 +58,34 @@ def hidden_tests(assignment, root=None):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def autograded_notebook(root, assignment, student):
+    return Path(root) / "autograded" / student / assignment / f"{assignment}.ipynb"
+
+
+def test_cell_outputs(root, assignment, student):
+    """{function: what its test cell printed (streams, and errors as "Name: message")} after grading."""
+    path = autograded_notebook(root, assignment, student)
+    if not path.exists():
+        return {}
+    texts = {}
+    for cell in nbformat.read(path, as_version=4).cells:
+        name = grade_id(cell)
+        if name and name.startswith("test_"):
+            texts[name.removeprefix("test_")] = "".join(
+                o.get("text", "") if o.get("output_type") == "stream" else f"{o.get('ename', '')}: {o.get('evalue', '')}\n"
+                for o in cell.get("outputs", []) if o.get("output_type") in ("stream", "error"))
+    return texts
+
+
+def test_cell_scores(root, assignment, student):
+    """{function: (score, max score)} of a graded submission, from the gradebook ({} if none)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gradebook:
+        try:
+            notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+        except MissingEntry:
+            return {}
+        return {g.name.removeprefix("test_"): (g.score, g.max_score) for g in notebook.grades if g.name.startswith("test_")}

@@ -13,25 +13,9 @@ import csv
 import json
 from pathlib import Path
 
-import nbformat
-
 from . import course
 
 CANVAS_ID_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
-
-
-def _cell_outputs(root, assignment, student):
-    path = Path(root) / "autograded" / student / assignment / f"{assignment}.ipynb"
-    if not path.exists():
-        return {}
-    texts = {}
-    for cell in nbformat.read(path, as_version=4).cells:
-        name = course.grade_id(cell)
-        if name and name.startswith("test_"):
-            texts[name.removeprefix("test_")] = "".join(
-                o.get("text", "") if o.get("output_type") == "stream" else f"{o.get('ename', '')}: {o.get('evalue', '')}\n"
-                for o in cell.get("outputs", []) if o.get("output_type") in ("stream", "error"))
-    return texts
 
 
 def gradescope(root, out_dir):
@@ -46,7 +30,7 @@ def gradescope(root, out_dir):
                     notebook = gradebook.find_submission_notebook(assignment.name, assignment.name, student.id)
                 except MissingEntry:
                     continue
-                outputs = _cell_outputs(root, assignment.name, student.id)
+                outputs = course.test_cell_outputs(root, assignment.name, student.id)
                 tests = [{"name": g.name.removeprefix("test_"), "score": g.score or 0.0, "max_score": g.max_score,
                           "output": outputs.get(g.name.removeprefix("test_"), ""), "visibility": "visible"}
                          for g in notebook.grades if g.name.startswith("test_")]

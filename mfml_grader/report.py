@@ -14,8 +14,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
-
 from . import course
 
 MISTAKE = re.compile(r"Likely mistake: (.+?)\. ")
@@ -50,17 +48,8 @@ def collect(root):
 
 
 def named_mistakes(root, assignment, student):
-    """{exercise: [mistake names]} as printed in the autograded notebook's test cells."""
-    path = root / "autograded" / student / assignment / f"{assignment}.ipynb"
-    if not path.exists():
-        return {}
-    found = {}
-    for cell in nbformat.read(path, as_version=4).cells:
-        name = course.grade_id(cell)
-        if name and name.startswith("test_"):
-            text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
-            found[name.removeprefix("test_")] = sorted(set(MISTAKE.findall(text)))
-    return found
+    """{exercise: [mistake names]} as reported in the autograded notebook's test cells."""
+    return {e: sorted(set(MISTAKE.findall(text))) for e, text in course.test_cell_outputs(root, assignment, student).items()}
 
 
 def _figure(draw, width=7.0, height=3.0):

@@ -102,30 +102,6 @@ def judge(assignment, students, scores, feedback):
     return outcome
 
 
-def feedback_texts(root, assignment, student):
-    """{function: what its test cell printed} in the autograded notebook."""
-    path = root / "autograded" / student / assignment / f"{assignment}.ipynb"
-    if not path.exists():
-        return {}
-    texts = {}
-    for cell in nbformat.read(path, as_version=4).cells:
-        name = course.grade_id(cell)
-        if name and name.startswith("test_"):
-            texts[name.removeprefix("test_")] = "".join(o.get("text", "") + f"{o.get('ename', '')}: {o.get('evalue', '')}" for o in cell.get("outputs", []))
-    return texts
-
-
-def cell_scores(root, assignment, student):
-    from nbgrader.api import Gradebook, MissingEntry
-
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
-        try:
-            notebook = gradebook.find_submission_notebook(assignment, assignment, student)
-        except MissingEntry:
-            return {}
-        return {g.name.removeprefix("test_"): (g.score, g.max_score) for g in notebook.grades if g.name.startswith("test_")}
-
-
 def copy_course(source_root, destination):
     destination = Path(destination)
     for name in ("source", "grader_tests", "demo", "nbgrader_config.py"):
@@ -155,7 +131,7 @@ def run(source_root, workdir, jobs, assignments=None, out=sys.stderr):
             folder.mkdir(parents=True, exist_ok=True)
             nbformat.write(submissions.fill(release, answers), folder / f"{assignment}.ipynb")
     autograde(root, assignments, jobs, out)
-    return [judge(a, plans[a], lambda s, a=a: cell_scores(root, a, s), lambda s, a=a: feedback_texts(root, a, s)) for a in assignments]
+    return [judge(a, plans[a], lambda s, a=a: course.test_cell_scores(root, a, s), lambda s, a=a: course.test_cell_outputs(root, a, s)) for a in assignments]
 
 
 def report(outcomes):

@@ -50,24 +50,4 @@ class Course:
 
     def scores(self, assignment, student):
         """{function: (score, max)} for every test cell of a graded submission."""
-        from nbgrader.api import Gradebook
-
-        with Gradebook(f"sqlite:///{self.root / 'gradebook.db'}") as gradebook:
-            notebook = gradebook.find_submission_notebook(assignment, assignment, student)
-            return {g.name.removeprefix("test_"): (g.score, g.max_score) for g in notebook.grades if g.name.startswith("test_")}
-
-    def feedback_text(self, assignment, student):
-        """{function: everything the test cell printed} in the autograded notebook."""
-        notebook = nbformat.read(self.root / "autograded" / student / assignment / f"{assignment}.ipynb", as_version=4)
-        texts = {}
-        for cell in notebook.cells:
-            name = course.grade_id(cell)
-            if name and name.startswith("test_"):
-                parts = []
-                for output in cell.get("outputs", []):
-                    if output.output_type == "stream":
-                        parts.append(output.text)
-                    elif output.output_type == "error":
-                        parts.append(f"{output.ename}: {output.evalue}")
-                texts[name.removeprefix("test_")] = "".join(parts)
-        return texts
+        return course.test_cell_scores(self.root, assignment, student)
