@@ -16,10 +16,10 @@ sysdeps:
 	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES)) >/dev/null; \
 	  else echo "WARNING: install $(SYSTEM_PACKAGES): without bwrap grading falls back to rlimits only (see README)"; fi; }
 
-## venv: create or refresh the virtualenv with the pinned dependencies (no-op when up to date)
+## venv: (re)create the virtualenv with exactly the pinned dependencies (no-op when up to date)
 venv: sysdeps $(STAMP)
 $(STAMP):
-	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	@rm -rf $(VENV) && python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -c requirements.lock -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@

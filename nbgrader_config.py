@@ -32,7 +32,8 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 
 # Grading runs student code in a bubblewrap sandbox and the tests in this (trusted) process:
 # mfml_grader/judge/. MFML_EXECUTOR=kernel selects nbgrader's stock kernel executor instead
-# (used by `make bench` to compare the two).
+# (used by `make bench` to compare the two). nbgrader's list, without its final CheckCellMetadata:
+# the sanitize step below already checked the metadata, and nothing here changes it since.
 if os.environ.get("MFML_EXECUTOR", "sandbox") != "kernel":
     c.Autograde.autograde_preprocessors = [
         "mfml_grader.judge.executor.SandboxedExecute",
@@ -41,7 +42,6 @@ if os.environ.get("MFML_EXECUTOR", "sandbox") != "kernel":
         "nbgrader.preprocessors.LimitOutput",
         "nbgrader.preprocessors.SaveAutoGrades",
         "nbgrader.preprocessors.AssignLatePenalties",
-        "nbgrader.preprocessors.CheckCellMetadata",
     ]
 c.SandboxedExecute.cell_timeout = 60
 c.SandboxedExecute.notebook_timeout = 600

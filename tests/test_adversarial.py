@@ -17,6 +17,7 @@ import pytest
 
 from course_fixture import Course, nbgrader_env
 from mfml_grader import course
+from mfml_grader.judge.batch import read_times
 
 A = "ps1_linear_algebra"
 FUNCTIONS = ("l2_norm", "linear", "attention_scores", "softmax", "attention", "low_rank_approx", "lora_forward")
@@ -206,6 +207,20 @@ def test_the_batch_finishes_and_says_what_it_could_not_grade(batch):
     grading, _, _, result = batch
     assert result.returncode == 0, result.stderr[-3000:]
     assert "NOT GRADED invalid_json" in result.stderr and "NOT GRADED empty_file" in result.stderr
+
+
+def test_the_batch_times_every_notebook_it_ran(batch):
+    """logs/autograde-times.tsv: a row per executed notebook; the hung ones head the `slowest:` line."""
+    grading, all_cases, _, result = batch
+    rows = read_times(grading.root)
+    timed = {student for _, student, _ in rows}
+    assert {a for a, _, _ in rows} == {A}
+    assert timed <= set(all_cases) and {"honest", "infinite_loop", "segfault"} <= timed, sorted(timed)
+    assert not timed & {"invalid_json", "empty_file"}, "an unreadable notebook never runs"
+    slowest_line = next(line for line in result.stderr.splitlines() if line.startswith("slowest: "))
+    slowest = max(rows, key=lambda row: row[2])
+    assert slowest[2] >= 4, f"a hung notebook runs until the 4 s cell limit, the slowest took {slowest[2]} s"
+    assert f"{slowest[1]}/{A}" in slowest_line, slowest_line
 
 
 def test_honest_control_gets_full_marks(batch):

@@ -10,7 +10,6 @@ again their submission gets zero points with the reason written where they will 
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import nbformat
 from .. import course
 
 PROGRESS_ENV = "MFML_PROGRESS_FILE"
+TIMES_FILE = "autograde-times.tsv"   # in logs/: assignment, student, seconds spent running the notebook
 
 
 def submitted_students(root, assignment):
@@ -68,18 +68,21 @@ class ProgressBar:
         self.out.flush()
 
 
-def _graded(root, assignment, student):
-    """True when every grade of the submission has a score and the autograded notebook exists."""
+def _ungraded(root, pairs):
+    """The (assignment, student) pairs without an autograded notebook or with a grade left unscored."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    if not (root / "autograded" / student / assignment / f"{assignment}.ipynb").exists():
-        return False
+    missing = []
     with Gradebook(_db_url(root)) as gradebook:
-        try:
-            notebook = gradebook.find_submission_notebook(assignment, assignment, student)
-        except MissingEntry:
-            return False
-        return all(g.auto_score is not None or g.needs_manual_grade for g in notebook.grades)
+        for assignment, student in pairs:
+            try:
+                notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+                graded = all(g.auto_score is not None or g.needs_manual_grade for g in notebook.grades)
+            except MissingEntry:
+                graded = False
+            if not (graded and (root / "autograded" / student / assignment / f"{assignment}.ipynb").exists()):
+                missing.append((assignment, student))
+    return missing
 
 
 def _db_url(root):
@@ -140,29 +143,32 @@ def autograde(root, assignments, jobs, out=sys.stderr):
     groups = [("*", students)] if target else [(a, submitted_students(root, a)) for a in assignments]
     bar = ProgressBar(len(pairs), "autograde", out)
     failures = []
-    with tempfile.NamedTemporaryFile("w+", suffix=".progress") as progress:
-        for assignment, group in groups:
-            if not group:
-                continue
-            running = []
-            for i in range(min(jobs, len(group))):
-                log_file = open(logs / f"autograde-{assignment.replace('*', 'all')}-{i}.log", "w")
-                running.append((_launch(root, assignment, group[i::jobs], group, threads, progress.name, log_file), log_file))
-            while any(p.poll() is None for p, _ in running):
-                bar.show(min(_count(progress.name), len(pairs)))
-                time.sleep(0.2)
-            for _, log_file in running:
-                log_file.close()
-        for assignment, student in pairs:
-            if _graded(root, assignment, student):
-                continue
-            with open(logs / f"autograde-{assignment}-{student}.log", "w") as log_file:
-                _launch(root, assignment, [student], students, threads, progress.name, log_file).wait()
-            if not _graded(root, assignment, student):
-                reason = _failure_reason(root, assignment, student)
-                record_failure(root, assignment, student, reason)
-                failures.append((assignment, student, reason))
-        bar.show(len(pairs), final=True)
+    progress = logs / TIMES_FILE
+    progress.write_text("")
+    for assignment, group in groups:
+        if not group:
+            continue
+        running = []
+        for i in range(min(jobs, len(group))):
+            log_file = open(logs / f"autograde-{assignment.replace('*', 'all')}-{i}.log", "w")
+            running.append((_launch(root, assignment, group[i::jobs], group, threads, progress, log_file), log_file))
+        while any(p.poll() is None for p, _ in running):
+            bar.show(min(_count(progress), len(pairs)))
+            time.sleep(0.2)
+        for _, log_file in running:
+            log_file.close()
+    for assignment, student in _ungraded(root, pairs):
+        with open(logs / f"autograde-{assignment}-{student}.log", "w") as log_file:
+            _launch(root, assignment, [student], students, threads, progress, log_file).wait()
+        if _ungraded(root, [(assignment, student)]):
+            reason = _failure_reason(root, assignment, student)
+            record_failure(root, assignment, student, reason)
+            failures.append((assignment, student, reason))
+    bar.show(len(pairs), final=True)
+    slowest = sorted(read_times(root), key=lambda row: -row[2])[:3]
+    if slowest:
+        listed = ", ".join(f"{student}/{assignment} {seconds:.1f} s" for assignment, student, seconds in slowest)
+        out.write(f"slowest: {listed} (every notebook: logs/{TIMES_FILE})\n")
     for assignment, student, reason in failures:
         out.write(f"NOT GRADED {student}/{assignment}: {reason} (scored 0; see logs/)\n")
     return failures
@@ -173,9 +179,16 @@ def _count(path):
         return sum(1 for _ in handle)
 
 
-def mark_progress():
+def mark_progress(assignment, student, seconds):
     """Called by the executor after each notebook: one line in the batch's progress file."""
     path = os.environ.get(PROGRESS_ENV)
     if path:
         with open(path, "a") as handle:
-            handle.write("done\n")
+            handle.write(f"{assignment}\t{student}\t{seconds:.3f}\n")
+
+
+def read_times(root):
+    """[(assignment, student, seconds)] of the last batch: the time each notebook took to run."""
+    path = Path(root) / "logs" / TIMES_FILE
+    rows = [line.split("\t") for line in path.read_text().splitlines()] if path.exists() else []
+    return [(a, s, float(seconds)) for a, s, seconds in rows]

@@ -11,6 +11,7 @@ Kept free of torch imports at module level: nbgrader loads its config for every 
 """
 
 import os
+import time
 from pathlib import Path
 
 from nbgrader.preprocessors import NbGraderPreprocessor
@@ -60,10 +61,13 @@ class SandboxedExecute(NbGraderPreprocessor):
         from .notebook_run import run_notebook
 
         folder = Path(resources.get("metadata", {}).get("path") or ".")
+        judge = judge_for(self)  # started once per grading process: not part of the notebook's time
+        started = time.monotonic()
         try:
-            run_notebook(nb, judge_for(self), _support_files(folder), self.log)
+            run_notebook(nb, judge, _support_files(folder), self.log)
         finally:
-            mark_progress()
+            names = resources.get("nbgrader", {})
+            mark_progress(names.get("assignment", "?"), names.get("student", "?"), time.monotonic() - started)
         return nb, resources
 
 

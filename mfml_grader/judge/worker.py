@@ -291,12 +291,32 @@ def _reap_orphans():
             return
 
 
+def warm_up():
+    """Pay once, here, the first-use costs every submission would pay again after its fork.
+
+    The first torch optimizer imports torch._dynamo (about 1 s); the first linear-algebra call,
+    backward pass and tensor formatting have set-up costs of their own. Nothing here
+    draws random numbers or defines a name in the shell: each submission still starts like a fresh
+    kernel, from torch's default seed and an empty namespace.
+    """
+    w = torch.ones(4, 4, dtype=torch.float64, requires_grad=True)
+    (w @ w).softmax(-1).log().sum().backward()
+    optimizer = torch.optim.SGD([w], lr=0.1, momentum=0.9)
+    optimizer.step()
+    torch.optim.AdamW([w], lr=0.1).step()
+    symmetric = torch.eye(4) + 0.5
+    for decompose in (torch.linalg.svd, torch.linalg.eigh, torch.linalg.eigvalsh, torch.linalg.qr, torch.linalg.inv):
+        decompose(symmetric)
+    f"{symmetric.std():.2f} {symmetric} {symmetric.round(decimals=2).tolist()}"
+
+
 def zygote(control_fd):
     """Serve the control socket (SOCK_SEQPACKET, one JSON message per packet): fork and end children."""
     control = socket.socket(fileno=control_fd)
     _become_subreaper()
     shell = CellShell.instance(colors="NoColor", history_length=0)
     shell.history_manager.enabled = False
+    warm_up()
     os.makedirs(SCRATCH, exist_ok=True)
     control.sendall(json.dumps({"ready": True, "pid": os.getpid(), "uid": os.getuid()}).encode())
     children = {}
