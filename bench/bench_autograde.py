@@ -6,8 +6,9 @@ Builds one set of submissions in a throwaway copy of the course: for every assig
 reference solution, the untouched stub, the demo student with typical mistakes, catalog mutants
 and variants (all honest), plus broken ones (a crash, an exception at import, `os._exit`). Grades
 the same set twice, with `MFML_EXECUTOR=kernel nbgrader autograde` and with
-`python -m mfml_grader autograde --jobs N`, and prints seconds per notebook, the ratio, and whether
-the two agree on every honest submission's score.
+`python -m mfml_grader autograde --jobs N`, and prints seconds per notebook, the ratio, whether
+the two agree on every honest submission's score, and per assignment where the time goes (from
+logs/autograde-times.tsv: the time spent running each notebook's cells and checks).
 """
 
 import argparse
@@ -26,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from mfml_grader import catalog, course, submissions  # noqa: E402
 from mfml_grader.cli import demo_answers  # noqa: E402
+from mfml_grader.judge.batch import read_times  # noqa: E402
 
 BROKEN = {
     "crash": "import ctypes\nctypes.string_at(0)",
@@ -88,6 +90,18 @@ def run(command, root, env):
     return time.monotonic() - started
 
 
+def print_breakdown(assignments, made, stock, running, jobs):
+    """Where the time goes: per assignment, stock's seconds per notebook and this grader's time
+    running notebooks (cells and hidden checks, which any executor must run) per notebook."""
+    counts = {a: sum(1 for _, assignment in made if assignment == a) for a in assignments}
+    print(f"{'assignment':<24} {'stock s/nb':>10} {'running s/nb':>13}")
+    for a in assignments:
+        print(f"{a:<24} {stock[a] / counts[a]:>10.2f} {running[a] / counts[a]:>13.2f}")
+    total = sum(running.values())
+    print(f"running the notebooks took {total:.1f} s of this grader's time: even with no other overhead, "
+          f"{jobs} jobs need {total / jobs:.1f} s, at most {sum(stock.values()) * jobs / total:.1f}x")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-assignment", type=int, default=6, help="honest submissions per assignment")
@@ -104,16 +118,19 @@ def main():
                 subprocess.run(["nbgrader", "generate_assignment", assignment, "--force", "--log-level=ERROR"], cwd=root, env=env, check=True)
             made = build(root, assignments, args.per_assignment)
             if name == "stock":
-                seconds = sum(run(["nbgrader", "autograde", a, "--force", "--log-level=ERROR"], root, dict(env, MFML_EXECUTOR="kernel"))
-                              for a in assignments)
+                stock = {a: run(["nbgrader", "autograde", a, "--force", "--log-level=ERROR"], root, dict(env, MFML_EXECUTOR="kernel"))
+                         for a in assignments}
+                seconds = sum(stock.values())
             else:
                 seconds = run([sys.executable, "-m", "mfml_grader", "autograde", "--jobs", str(args.jobs), *assignments], root, env)
+                running = {a: sum(t for assignment, _, t in read_times(root) if assignment == a) for a in assignments}
             results[name] = (seconds, scores(root))
             print(f"{name:>10}: {len(made)} notebooks in {seconds:.1f} s = {seconds / len(made):.2f} s per notebook", flush=True)
         honest = [key for key, is_honest in made.items() if is_honest]
         disagree = [key for key in honest if results["stock"][1].get(key) != results["sandboxed"][1].get(key)]
         ratio = results["stock"][0] / results["sandboxed"][0]
         print(f"speed-up: {ratio:.1f}x with --jobs {args.jobs} on {os.cpu_count()} cores")
+        print_breakdown(assignments, made, stock, running, args.jobs)
         print(f"honest submissions: {len(honest)}, scores agree on {len(honest) - len(disagree)}")
         for key in disagree:
             print(f"  DISAGREE {key}: stock {results['stock'][1].get(key)} vs sandboxed {results['sandboxed'][1].get(key)}")

@@ -1,9 +1,12 @@
-"""A submission's process starts like a fresh kernel, although it is forked from a warm zygote."""
+"""A submission's process starts like a fresh kernel (though forked from a warm zygote), and no value
+its functions return can end it: what cannot cross fails that one call.
+"""
 
 import pytest
 import torch
 
 from mfml_grader.judge.session import Judge, RemoteStudent
+from mfml_grader.student import StudentError
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +29,9 @@ def test_first_cell_sees_an_empty_namespace_and_an_unused_generator(session):
     assert reply["execution_count"] == 1
     names = RemoteStudent(session).get("names")
     assert names == ["In", "Out", "exit", "get_ipython", "open", "quit"], "IPython's names only, nothing left by the warm-up"
-    run(session, "import torch\nseed, rng = torch.initial_seed(), torch.get_rng_state()")
+    run(session, "import torch\nseed, rng = str(torch.initial_seed()), torch.get_rng_state()")
     student = RemoteStudent(session)
-    unused = torch.Generator().manual_seed(student.get("seed")).get_state()
+    unused = torch.Generator().manual_seed(int(student.get("seed"))).get_state()
     assert torch.equal(student.get("rng"), unused), "the warm-up drew random numbers"
 
 
@@ -36,3 +39,16 @@ def test_the_first_optimizer_needs_no_import(session):
     """torch.optim imports torch._dynamo on first use (about 1 s): the zygote has paid it."""
     run(session, "import sys\nwarm = 'torch._dynamo' in sys.modules")
     assert RemoteStudent(session).get("warm") is True
+
+
+def test_ints_beyond_int64_come_back_as_floats_and_the_session_goes_on(session):
+    run(session, "def big():\n    return 2**64, -(10**400), 7")
+    assert RemoteStudent(session).call("big") == (2.0**64, float("-inf"), 7)
+    assert RemoteStudent(session).defines("big")
+
+
+def test_a_result_nested_too_deeply_fails_its_call_only(session):
+    run(session, "def deep():\n    v = []\n    for _ in range(100_000):\n        v = [v]\n    return v")
+    with pytest.raises(StudentError, match="recursion"):
+        RemoteStudent(session).call("deep")
+    assert RemoteStudent(session).defines("deep")

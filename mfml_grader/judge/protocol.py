@@ -10,6 +10,7 @@ trusted side only: a `SourceFunction` (as its source) and a `torch.Generator` (a
 """
 
 import json
+import math
 import struct
 
 import torch
@@ -25,6 +26,14 @@ class ProtocolError(Exception):
     """A frame that is too large, malformed, or holds something that is not plain data."""
 
 
+def _as_float(n):
+    """A huge int as the nearest float (infinite past float's range): ints cross as int64."""
+    try:
+        return float(n)
+    except OverflowError:
+        return math.inf if n > 0 else -math.inf
+
+
 def encode(value):
     """(JSON-able header, payload bytes) for a plain value."""
     blobs = []
@@ -33,7 +42,7 @@ def encode(value):
         if v is None or isinstance(v, (bool, str)):
             return v
         if isinstance(v, int):
-            return v if abs(v) < 2**63 else float(v)
+            return v if abs(v) < 2**63 else {"__float__": repr(_as_float(v))}
         if isinstance(v, float):
             return {"__float__": repr(v)}
         if isinstance(v, torch.Tensor):

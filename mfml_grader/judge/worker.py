@@ -158,16 +158,17 @@ def serve(sock, shell):
             reply, result = reply if isinstance(reply, tuple) else (reply, None)
         except KeyboardInterrupt:
             reply, result = {"ok": False, "error": "interrupted: the time limit was reached"}, None
-        except (StudentError, protocol.ProtocolError, OSError) as error:
-            reply, result = {"ok": False, "error": str(error), "raised": getattr(error, "raised", False)}, None
+        except Exception as error:  # noqa: BLE001 - e.g. a result nested too deeply: this request fails, not the process
+            reply, result = {"ok": False, "error": str(error) or type(error).__name__, "raised": getattr(error, "raised", False)}, None
         signal.pthread_sigmask(signal.SIG_BLOCK, interrupt)
         if os.getpid() != owner:  # a forked copy of the submission came back here: it has no say
             os._exit(0)
         reply["id"] = message.get("id")
         try:
-            protocol.send(sock, reply, result)
-        except protocol.ProtocolError as error:
-            protocol.send(sock, {"ok": False, "error": f"the result cannot be sent to the grader: {error}"})
+            frame = protocol.pack(reply, result)
+        except Exception as error:  # noqa: BLE001 - ProtocolError, RecursionError, ...
+            frame = protocol.pack({"ok": False, "error": f"the result cannot be sent to the grader: {error}", "id": reply["id"]})
+        sock.sendall(frame)
 
 
 def _drop(sock):
@@ -332,8 +333,11 @@ def zygote(control_fd):
             sock = socket.socket(fileno=fds[0])
             pid = os.fork()
             if pid == 0:
-                control.close()
-                child(sock, message["uid"], message["limits"], message["threads"], shell)
+                try:
+                    control.close()
+                    child(sock, message["uid"], message["limits"], message["threads"], shell)
+                finally:
+                    os._exit(70)  # whatever happens in a submission's process, it never runs the zygote's loop
             sock.close()
             children[pid] = message["uid"]
             control.sendall(json.dumps({"pid": pid}).encode())
