@@ -296,9 +296,9 @@ def warm_up():
     """Pay once, here, the first-use costs every submission would pay again after its fork.
 
     The first torch optimizer imports torch._dynamo (about 1 s); the first linear-algebra call,
-    backward pass and tensor formatting have set-up costs of their own. Nothing here
-    draws random numbers or defines a name in the shell: each submission still starts like a fresh
-    kernel, from torch's default seed and an empty namespace.
+    backward pass and tensor formatting have set-up costs of their own. Nothing here draws random
+    numbers or defines a name in the shell: each submission still starts like a fresh kernel, with
+    an unused random generator and an empty namespace (tests/test_judge_session.py).
     """
     w = torch.ones(4, 4, dtype=torch.float64, requires_grad=True)
     (w @ w).softmax(-1).log().sum().backward()
