@@ -1,16 +1,21 @@
 """Batch autograding across cores: `python -m mfml_grader autograde --jobs N [assignment ...]`.
 
-nbgrader grades one notebook after another, so this runs N `nbgrader autograde` processes, each on
-its share of the students (each with its own warm sandbox), and shows one progress bar. Gradebook
-writes stay safe: sqlite waits for its lock (db_url `?timeout=`), and every process writes only its
-own students. Nothing is lost: a student whose grading failed is retried alone, and if it fails
-again their submission gets zero points with the reason written where they will read it.
+nbgrader grades one notebook after another, so this starts N grading processes, each with
+nbgrader's own API (`NbGraderAPI.autograde`, the call formgrader makes) configured by the course's
+nbgrader_config.py and its own warm sandbox, and hands them (assignment, student) pairs from one
+queue: a process that finishes early takes the next pair, so no core idles while work is left.
+One progress bar. Gradebook writes stay safe: sqlite waits for its lock (db_url `?timeout=`).
+Nothing is lost: a submission whose grading failed is retried alone with plain `nbgrader
+autograde`, and if it fails again it gets zero points with the reason written where the student
+will read it.
 """
 
+import multiprocessing
 import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import nbformat
@@ -33,14 +38,37 @@ def nbgrader_env(**extra):
     return env
 
 
-def _launch(root, assignment, students, everyone, threads, progress_file, log_file):
-    """One `nbgrader autograde` process for `students` (an assignment id or a glob such as "*")."""
-    command = ["nbgrader", "autograde", assignment, "--force", "--log-level=WARN"]
-    exclude = sorted(set(everyone) - set(students))
-    if exclude:
-        command.append(f"--CourseDirectory.student_id_exclude={','.join(exclude)}")
+def _retry_alone(root, assignment, student, threads, progress_file, log_file):
+    """Grade one submission with a plain `nbgrader autograde` process of its own."""
+    command = ["nbgrader", "autograde", assignment, f"--CourseDirectory.student_id={student}", "--force", "--log-level=WARN"]
     env = nbgrader_env(MFML_THREADS=str(threads), **{PROGRESS_ENV: str(progress_file)})
-    return subprocess.Popen(command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    subprocess.run(command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT, check=False)
+
+
+_api = None
+
+
+def _start_grader(root, threads, progress_file, output_file):
+    """Set up one grading process: nbgrader's API, configured as `nbgrader autograde` would be."""
+    global _api
+    os.chdir(root)
+    os.environ.update(MFML_THREADS=str(threads), **{PROGRESS_ENV: progress_file})
+    output = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(output, 1)  # warnings and anything else printed go to the log, not over the progress bar
+    os.dup2(output, 2)
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.apps.autogradeapp import AutogradeApp
+
+    app = AutogradeApp()
+    app.initialize(["--log-level=WARN"])  # reads nbgrader_config.py like the command line does
+    _api = NbGraderAPI(coursedir=app.coursedir, parent=app)
+
+
+def _grade(assignment, student):
+    """Autograde one submission in this grading process; returns its log (warnings and errors)."""
+    result = _api.autograde(assignment, student)
+    lines = [line for line in result.get("log", "").splitlines() if not line.startswith(("[INFO]", "[DEBUG]"))]
+    return "\n".join(lines + [result.get("error", "")]).strip()
 
 
 class ProgressBar:
@@ -126,10 +154,9 @@ def record_failure(root, assignment, student, reason):
 
 
 def autograde(root, assignments, jobs, out=sys.stderr):
-    """Grade every submission of `assignments` with `jobs` parallel graders; returns failures.
+    """Grade every submission of `assignments` with `jobs` grading processes; returns failures.
 
-    Each grader process takes a share of the students and grades all their assignments, so the
-    start-up cost (nbgrader, torch, the sandbox) is paid once per process, not per assignment.
+    Each process pays the start-up (nbgrader, torch, the sandbox) once, then grades pair after pair.
     """
     root = Path(root).resolve()
     logs = root / "logs"
@@ -138,28 +165,29 @@ def autograde(root, assignments, jobs, out=sys.stderr):
     pairs = [(a, s) for a in assignments for s in submitted_students(root, a)]
     if not pairs:
         return []
-    students = sorted({s for _, s in pairs})
-    target = "*" if set(assignments) == set(course.assignments(root)) and len(assignments) > 1 else None
-    groups = [("*", students)] if target else [(a, submitted_students(root, a)) for a in assignments]
-    bar = ProgressBar(len(pairs), "autograde", out)
-    failures = []
-    progress = logs / TIMES_FILE
+    progress, output = logs / TIMES_FILE, logs / "autograde-output.log"
     progress.write_text("")
-    for assignment, group in groups:
-        if not group:
-            continue
-        running = []
-        for i in range(min(jobs, len(group))):
-            log_file = open(logs / f"autograde-{assignment.replace('*', 'all')}-{i}.log", "w")
-            running.append((_launch(root, assignment, group[i::jobs], group, threads, progress, log_file), log_file))
-        while any(p.poll() is None for p, _ in running):
-            bar.show(min(_count(progress), len(pairs)))
-            time.sleep(0.2)
-        for _, log_file in running:
-            log_file.close()
+    output.write_text("")
+    bar = ProgressBar(len(pairs), "autograde", out)
+    bar.show(0)
+    start = (str(root), threads, str(progress), str(output))
+    context = multiprocessing.get_context("spawn")  # a clean interpreter per grading process
+    with open(logs / "autograde.log", "w") as log, \
+            ProcessPoolExecutor(min(jobs, len(pairs)), mp_context=context, initializer=_start_grader, initargs=start) as pool:
+        graded = {pool.submit(_grade, *pair): pair for pair in pairs}
+        for done, future in enumerate(as_completed(graded), 1):
+            assignment, student = graded[future]
+            try:
+                text = future.result()
+            except Exception as error:  # noqa: BLE001 - a grading process died: the retry below takes over
+                text = f"the grading process failed: {type(error).__name__}: {error}"
+            if text:
+                log.write(f"== {student}/{assignment}\n{text}\n")
+            bar.show(done)
+    failures = []
     for assignment, student in _ungraded(root, pairs):
         with open(logs / f"autograde-{assignment}-{student}.log", "w") as log_file:
-            _launch(root, assignment, [student], students, threads, progress, log_file).wait()
+            _retry_alone(root, assignment, student, threads, progress, log_file)
         if _ungraded(root, [(assignment, student)]):
             reason = _failure_reason(root, assignment, student)
             record_failure(root, assignment, student, reason)
@@ -172,11 +200,6 @@ def autograde(root, assignments, jobs, out=sys.stderr):
     for assignment, student, reason in failures:
         out.write(f"NOT GRADED {student}/{assignment}: {reason} (scored 0; see logs/)\n")
     return failures
-
-
-def _count(path):
-    with open(path) as handle:
-        return sum(1 for _ in handle)
 
 
 def mark_progress(assignment, student, seconds):
