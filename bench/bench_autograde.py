@@ -123,7 +123,9 @@ def main():
                 seconds = sum(stock.values())
             else:
                 seconds = run([sys.executable, "-m", "mfml_grader", "autograde", "--jobs", str(args.jobs), *assignments], root, env)
-                running = {a: sum(t for assignment, _, t in read_times(root) if assignment == a) for a in assignments}
+                running = dict.fromkeys(assignments, 0.0)
+                for assignment, _, t in read_times(root):
+                    running[assignment] += t
             results[name] = (seconds, scores(root))
             print(f"{name:>10}: {len(made)} notebooks in {seconds:.1f} s = {seconds / len(made):.2f} s per notebook", flush=True)
         honest = [key for key, is_honest in made.items() if is_honest]

@@ -38,10 +38,15 @@ def nbgrader_env(**extra):
     return env
 
 
+def _grading_vars(threads, progress_file):
+    """Environment of a grading process: torch threads per submission, where to report progress."""
+    return {"MFML_THREADS": str(threads), PROGRESS_ENV: str(progress_file)}
+
+
 def _retry_alone(root, assignment, student, threads, progress_file, log_file):
     """Grade one submission with a plain `nbgrader autograde` process of its own."""
     command = ["nbgrader", "autograde", assignment, f"--CourseDirectory.student_id={student}", "--force", "--log-level=WARN"]
-    env = nbgrader_env(MFML_THREADS=str(threads), **{PROGRESS_ENV: str(progress_file)})
+    env = nbgrader_env(**_grading_vars(threads, progress_file))
     subprocess.run(command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT, check=False)
 
 
@@ -52,7 +57,7 @@ def _start_grader(root, threads, progress_file, output_file):
     """Set up one grading process: nbgrader's API, configured as `nbgrader autograde` would be."""
     global _api
     os.chdir(root)
-    os.environ.update(MFML_THREADS=str(threads), **{PROGRESS_ENV: progress_file})
+    os.environ.update(_grading_vars(threads, progress_file))
     output = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(output, 1)  # warnings and anything else printed go to the log, not over the progress bar
     os.dup2(output, 2)
