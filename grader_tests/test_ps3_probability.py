@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from mfml_grader.compare import difference
-from mfml_grader.exercise import CheckFailed, Exercise, Mistake, randn, seeded
+from mfml_grader.exercise import CheckFailed, Exercise, Mistake, modified, randn, seeded
 
 SOFTMAX_APIS = (
     "torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax", "torch.special.softmax",
@@ -429,10 +429,9 @@ class TestSampleCategorical(Exercise):
 
     def draws(self, student, logits, **kwargs):
         """The student's draws for `logits` (N, C): checked to be int64 indices of shape (N,) in [0, C)."""
-        before = logits.clone()
-        got = self.call(student, logits, **kwargs)
+        got, (after,), _ = self.call_with_inputs(student, logits, **kwargs)
         call = self.describe_call((logits,), {k: v for k, v in kwargs.items() if k != "generator"})
-        if not torch.equal(logits, before):
+        if modified(logits, after, "logits"):
             raise CheckFailed(f"{self.function} modified its input `logits` in place; work on a copy")
         N, C = logits.shape
         if not isinstance(got, torch.Tensor):

@@ -14,7 +14,7 @@ import warnings
 import torch
 
 from mfml_grader.compare import difference
-from mfml_grader.exercise import CheckFailed, Exercise, Mistake, randn
+from mfml_grader.exercise import CheckFailed, Exercise, Mistake, clone, modified, randn
 
 OPTIM_APIS = ("torch.optim", "torch._fused_*")   # torch.optim and the fused kernels behind it
 
@@ -24,44 +24,6 @@ def _grads(steps, *shape, seed, dtype=torch.float64, scale=1.0):
     size = torch.tensor([0.5 + (t % 5) / 4 for t in range(steps)], dtype=torch.float64)   # (steps,)
     g = randn(steps, *shape, seed=seed, dtype=torch.float64, shift=0.3) * size.view(-1, *[1] * len(shape))
     return (g * scale).to(dtype)
-
-
-def _modified(before, after, path):
-    """The path of the first value inside `before` (tensors, numbers, nested lists and dicts) that differs from `after`, or None."""
-    if isinstance(before, torch.Tensor):
-        if not isinstance(after, torch.Tensor) or before.shape != after.shape or not torch.equal(before.nan_to_num(), after.nan_to_num()):
-            return path
-        return None
-    if isinstance(before, (tuple, list)):
-        if not isinstance(after, (tuple, list)) or len(before) != len(after):
-            return path
-        for i, (b, a) in enumerate(zip(before, after)):
-            found = _modified(b, a, f"{path}[{i}]")
-            if found:
-                return found
-        return None
-    if isinstance(before, dict):
-        if not isinstance(after, dict) or set(before) != set(after):
-            return path
-        for key, b in before.items():
-            found = _modified(b, after[key], f"{path}[{key!r}]")
-            if found:
-                return found
-        return None
-    if isinstance(before, (int, float, bool, str)) or before is None:
-        same = before == after or (isinstance(before, float) and isinstance(after, float) and math.isnan(before) and math.isnan(after))
-        return None if same else path
-    return None
-
-
-def _copy(value):
-    if isinstance(value, torch.Tensor):
-        return value.clone()
-    if isinstance(value, (tuple, list)):
-        return type(value)(_copy(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    return value
 
 
 def _torch_run(optimizer, param, grads, state=None, **options):
@@ -101,14 +63,13 @@ class OptimizerExercise(Exercise):
         """Call the student once per gradient, feeding back its own param and state; compare every step."""
         dtype = param.dtype
         want = self.torch_outputs(param.double(), grads.double(), hyper)
-        p, s = param, _copy(self.initial_state)
+        p, s = param, clone(self.initial_state)
         for t, g in enumerate(grads):
             args, kwargs = self.step_call(p, g, s, hyper)
-            given = _copy(args), _copy(kwargs)
-            got = self.call(student, *given[0], **given[1])
+            got, args_after, _ = self.call_with_inputs(student, *args, **kwargs)
             names = self._parameter_names()
-            for name, before, after in zip(names, args, given[0]):
-                changed = _modified(before, after, name)
+            for name, before, after in zip(names, args, args_after):
+                changed = modified(before, after, name)
                 if changed:
                     raise CheckFailed(f"{label}: at step {t + 1}, {self.function} modified its input `{changed}` in place; "
                                       f"return new tensors instead. {self.in_place}")
@@ -121,7 +82,7 @@ class OptimizerExercise(Exercise):
     def _diagnose_run(self, got, t, param, grads, hyper, dtype):
         for mistake in self.mistakes:
             try:
-                p, s = param.double(), _copy(self.initial_state)
+                p, s = param.double(), clone(self.initial_state)
                 for g in grads[: t + 1].double():
                     args, kwargs = self.step_call(p, g, s, hyper)
                     out = mistake.compute(*args, **kwargs)

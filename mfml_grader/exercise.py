@@ -68,7 +68,8 @@ def _map_tensors(value, fn):
     return value
 
 
-def _clone(value):
+def clone(value):
+    """A copy of nested tuples, lists and dicts with every tensor cloned."""
     return _map_tensors(value, torch.Tensor.clone)
 
 
@@ -86,6 +87,30 @@ def _tensors(value, path):
     elif isinstance(value, dict):
         for k, v in value.items():
             yield from _tensors(v, f"{path}[{k!r}]")
+
+
+def modified(before, after, path):
+    """The path of the first tensor or item of `before` that `after` changed (None if unchanged).
+
+    Functions and generators do not count (they cross as source and state, and a generator's state
+    is meant to advance).
+    """
+    if isinstance(before, torch.Tensor):
+        same = isinstance(after, torch.Tensor) and before.shape == after.shape and before.dtype == after.dtype \
+            and torch.equal(before.nan_to_num(), after.nan_to_num())
+        return None if same else path
+    if isinstance(before, (tuple, list)):
+        if not isinstance(after, (tuple, list)) or len(after) != len(before):
+            return path
+        return next((p for i, (b, a) in enumerate(zip(before, after)) if (p := modified(b, a, f"{path}[{i}]"))), None)
+    if isinstance(before, dict):
+        if not isinstance(after, dict) or set(after) != set(before):
+            return path
+        return next((p for k in before if (p := modified(before[k], after[k], f"{path}[{k!r}]"))), None)
+    if isinstance(before, (bool, int, float, str)) or before is None:
+        same = before == after or (isinstance(before, float) and isinstance(after, float) and math.isnan(before) and math.isnan(after))
+        return None if same else path
+    return None
 
 
 def input_dtype(args):
@@ -112,13 +137,26 @@ class Exercise:
         raise NotImplementedError
 
     # -- calling the student -------------------------------------------------------------
-    def call(self, student, *args, **kwargs):
-        """The student's result on copies of the inputs (StudentError becomes a failed check)."""
+    def call_with_inputs(self, student, *args, **kwargs):
+        """(result, args after the call, kwargs after the call) of the student's function.
+
+        The student gets copies, so nothing it does reaches the caller's objects (which hidden
+        checks may share between students); the copies as the student left them come back, for
+        checks that name an in-place change themselves. StudentError becomes a failed check.
+        """
+        given = clone(args), clone(kwargs)
         try:
-            return student.call(self.function, args, kwargs, forbidden=self.forbidden, substitutes=self._substitutes())
+            returned = student.invoke(self.function, given[0], given[1], forbidden=self.forbidden, substitutes=self._substitutes())
         except StudentError as error:
             diagnosis = self._diagnose_error(error, args, kwargs) if error.raised else ""
             raise CheckFailed(f"{error}{diagnosis}") from None
+        return returned.value, returned.args, returned.kwargs
+
+    def call(self, student, *args, **kwargs):
+        """The student's result on copies of the inputs; a failed check if it changed them in place."""
+        got, args_after, kwargs_after = self.call_with_inputs(student, *args, **kwargs)
+        self._expect_unchanged(args, kwargs, args_after, kwargs_after)
+        return got
 
     def _substitutes(self):
         return {name: self.substitute_sources[name] for name in self.substitutes if name in self.substitute_sources}
@@ -129,26 +167,25 @@ class Exercise:
         Checks, in order: the call succeeds, the inputs are not modified, the result has the
         reference's type, shape and the inputs' dtype, and its values are within tolerance.
         A failure message names the call, what differs, and the known mistake it matches.
+        The reference is computed first, from the grader's own copy of the inputs.
         """
-        given = _clone(args), _clone(kwargs)
-        got = self.call(student, *given[0], **given[1])
-        self._expect_unchanged(args, kwargs, *given)
+        want = self.reference(*_to64(clone(args)), **_to64(clone(kwargs)))
+        got = self.call(student, *args, **kwargs)
         dtype = input_dtype(list(args) + list(kwargs.values()))
-        want = self.reference(*_to64(args), **_to64(kwargs))
         problem = difference(got, want, dtype, tolerance=self.tolerance)
         if problem:
             raise CheckFailed(f"{self.describe_call(args, kwargs)}: {problem}{self._diagnose(got, args, kwargs, dtype)}")
         return got
 
-    def _expect_unchanged(self, args, kwargs, given_args, given_kwargs):
+    def _expect_unchanged(self, args, kwargs, args_after, kwargs_after):
         names = self._parameter_names()
-        pairs = [(names[i] if i < len(names) else f"argument {i}", before, after) for i, (before, after) in enumerate(zip(args, given_args))]
-        pairs += [(key, before, given_kwargs[key]) for key, before in kwargs.items()]
+        pairs = [(names[i] if i < len(names) else f"argument {i}", before, after) for i, (before, after) in enumerate(zip(args, args_after))]
+        pairs += [(key, before, kwargs_after.get(key)) for key, before in kwargs.items()]
         for name, before, after in pairs:
-            for (path, old), (_, new) in zip(_tensors(before, name), _tensors(after, name)):
-                if old.shape != new.shape or not torch.equal(old.nan_to_num(), new.nan_to_num()):
-                    raise CheckFailed(f"{self.function} modified its input `{path}` in place.\n    Likely mistake: input modified in place. "
-                                      "Work on a copy: avoid `+=`, `.add_()`, `.mul_()`, `.copy_()` and slice assignment on inputs.")
+            changed = modified(before, after, name)
+            if changed:
+                raise CheckFailed(f"{self.function} modified its input `{changed}` in place.\n    Likely mistake: input modified in place. "
+                                  "Work on a copy: avoid `+=`, `.add_()`, `.mul_()`, `.copy_()` and slice assignment on inputs.")
 
     # -- messages ------------------------------------------------------------------------
     def _parameter_names(self):
@@ -166,7 +203,7 @@ class Exercise:
     def _diagnose(self, got, args, kwargs, dtype):
         for mistake in self.mistakes:
             try:
-                wrong = mistake.compute(*_to64(_clone(args)), **_to64(_clone(kwargs)))
+                wrong = mistake.compute(*_to64(clone(args)), **_to64(clone(kwargs)))
             except Exception:  # noqa: BLE001 - a mistake that cannot run on these inputs does not match
                 continue
             if difference(got, wrong, dtype, tolerance=self.tolerance) is None:
@@ -177,7 +214,7 @@ class Exercise:
         message = str(error)
         for mistake in self.mistakes:
             try:
-                mistake.compute(*_clone(args), **_clone(kwargs))
+                mistake.compute(*clone(args), **clone(kwargs))
             except Exception as wrong:  # noqa: BLE001
                 if f"raised {type(wrong).__name__}: {wrong}" in message:
                     return f"\n    Likely mistake: {mistake.name}. {mistake.fix}"

@@ -12,6 +12,7 @@ import io
 import math
 import numbers
 import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +55,15 @@ def to_plain(value, where="the result"):
     raise StudentError(f"{where} is a {type(value).__name__}; expected a tensor, a number, or a tuple/list/dict of them")
 
 
+@dataclass
+class Returned:
+    """What one call gave back: the value, and the arguments as they were after the call."""
+
+    value: object
+    args: tuple
+    kwargs: dict
+
+
 class InProcessStudent:
     """Student functions living in a namespace of this process (a notebook kernel, or a test).
 
@@ -71,14 +81,19 @@ class InProcessStudent:
     def defines(self, name):
         return callable(self.namespace.get(name))
 
-    def call(self, name, args=(), kwargs=None, *, forbidden=(), substitutes=None):
-        """Call the student's `name(*args, **kwargs)` and return its result as plain data.
+    def call(self, name, args=(), kwargs=None, **options):
+        """The student's `name(*args, **kwargs)` as plain data (see `invoke`)."""
+        return self.invoke(name, args, kwargs, **options).value
+
+    def invoke(self, name, args=(), kwargs=None, *, forbidden=(), substitutes=None):
+        """Call the student's `name(*args, **kwargs)`; return its result as plain data, and the arguments.
 
         `forbidden` APIs are refused while it runs; `substitutes` maps a helper name to reference
         source code that stands in for the student's own helper during the call, so that each
         exercise is graded on its own (attention with the course's softmax, not a buggy one).
+        Here the arguments are the very objects passed in (changed in place, if the student did).
         """
-        kwargs = kwargs or {}
+        args, kwargs = tuple(args), kwargs or {}
         function = self.namespace.get(name)
         if not callable(function):
             raise StudentError(f"`{name}` is not defined: did its solution cell run without errors?")
@@ -93,7 +108,7 @@ class InProcessStudent:
                 raise StudentError(str(error)) from None
             except Exception as error:  # noqa: BLE001 - any failure of student code is a finding
                 raise StudentError(f"`{name}` raised {type(error).__name__}: {error}", raised=True) from None
-        return to_plain(result, f"the value returned by `{name}`")
+        return Returned(to_plain(result, f"the value returned by `{name}`"), args, kwargs)
 
     @contextlib.contextmanager
     def _substituted(self, substitutes):

@@ -10,12 +10,13 @@ autograde`, and if it fails again it gets zero points with the reason written wh
 will read it.
 """
 
+import contextlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import nbformat
@@ -43,18 +44,24 @@ def _grading_vars(threads, progress_file):
     return {"MFML_THREADS": str(threads), PROGRESS_ENV: str(progress_file)}
 
 
-def _retry_alone(root, assignment, student, threads, progress_file, log_file):
-    """Grade one submission with a plain `nbgrader autograde` process of its own."""
+def _retry_alone(root, assignment, student, threads, progress_file, log_file, limit):
+    """Grade one submission with a plain `nbgrader autograde` process of its own (stopped past `limit` s)."""
     command = ["nbgrader", "autograde", assignment, f"--CourseDirectory.student_id={student}", "--force", "--log-level=WARN"]
     env = nbgrader_env(**_grading_vars(threads, progress_file))
-    subprocess.run(command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT, check=False)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run(command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT, check=False, timeout=limit)
 
 
 _api = None
+GRACE_SECONDS = 120   # beyond the notebook's own limit: nbgrader's steps before and after running it
+DEFAULT_LIMIT = 600 + GRACE_SECONDS
 
 
 def _start_grader(root, threads, progress_file, output_file):
-    """Set up one grading process: nbgrader's API, configured as `nbgrader autograde` would be."""
+    """Set up one grading process: nbgrader's API, configured as `nbgrader autograde` would be.
+
+    Returns the wall-clock limit for one submission: the executor's limit per notebook plus a grace.
+    """
     global _api
     os.chdir(root)
     os.environ.update(_grading_vars(threads, progress_file))
@@ -64,9 +71,12 @@ def _start_grader(root, threads, progress_file, output_file):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.apps.autogradeapp import AutogradeApp
 
+    from .executor import SandboxedExecute
+
     app = AutogradeApp()
     app.initialize(["--log-level=WARN"])  # reads nbgrader_config.py like the command line does
     _api = NbGraderAPI(coursedir=app.coursedir, parent=app)
+    return SandboxedExecute(config=app.config).notebook_timeout + GRACE_SECONDS
 
 
 def _grade(assignment, student):
@@ -74,6 +84,89 @@ def _grade(assignment, student):
     result = _api.autograde(assignment, student)
     lines = [line for line in result.get("log", "").splitlines() if not line.startswith(("[INFO]", "[DEBUG]"))]
     return "\n".join(lines + [result.get("error", "")]).strip()
+
+
+def _serve(connection, start):
+    """A grading process: set up once, then grade each (assignment, student) it is sent."""
+    connection.send(_start_grader(*start))
+    while True:
+        try:
+            pair = connection.recv()
+        except EOFError:
+            return
+        try:
+            text = _grade(*pair)
+        except Exception as error:  # noqa: BLE001 - reported; the retry takes over
+            text = f"grading failed: {type(error).__name__}: {error}"
+        connection.send(text)
+
+
+class _Grader:
+    """One grading process of the pool, and the pair it is working on."""
+
+    def __init__(self, context, start):
+        self.connection, theirs = context.Pipe()
+        self.process = context.Process(target=_serve, args=(theirs, start), daemon=True)
+        self.process.start()
+        theirs.close()
+        self.pair, self.since, self.limit, self.started = None, None, None, time.monotonic()
+
+    def give(self, pair):
+        self.pair, self.since = pair, time.monotonic()
+        self.connection.send(pair)
+
+    def kill(self):
+        self.process.kill()
+        self.process.join()
+        self.connection.close()
+
+
+STARTUP_SECONDS = 300
+
+
+def _run_pool(pairs, jobs, start, on_done):
+    """Grade `pairs` with `jobs` grading processes taking them from one queue; returns the limit per submission.
+
+    A submission that runs past the limit (the notebook's own, plus a grace) costs its grading
+    process, which is killed and replaced: `on_done(pair, None, reason)`. A process that dies on its
+    own leaves its pair ungraded (the caller retries it). Otherwise `on_done(pair, log text, None)`.
+    Pairs left when grading processes keep failing to start are left to the caller too.
+    """
+    context = multiprocessing.get_context("spawn")  # a clean interpreter per grading process
+    queue, graders, failed_starts, limit = list(reversed(pairs)), [], 0, None
+    while (queue and failed_starts < 2 * jobs) or any(g.pair for g in graders):
+        busy = sum(bool(g.pair) for g in graders)
+        while failed_starts < 2 * jobs and len(graders) < min(jobs, len(queue) + busy):
+            graders.append(_Grader(context, start))
+        for grader in graders:
+            if grader.pair is None and grader.limit is not None and queue:
+                grader.give(queue.pop())
+        ready = multiprocessing.connection.wait([g.connection for g in graders] + [g.process.sentinel for g in graders], timeout=1.0)
+        now = time.monotonic()
+        for grader in list(graders):
+            message = None
+            if grader.connection in ready:
+                with contextlib.suppress(EOFError, OSError):
+                    message = grader.connection.recv()
+            if message is not None and grader.limit is None:
+                grader.limit = limit = float(message)
+            elif message is not None:
+                pair, grader.pair = grader.pair, None
+                on_done(pair, message, None)
+            elif grader.pair and now - grader.since > grader.limit:
+                grader.kill()
+                graders.remove(grader)
+                on_done(grader.pair, None, f"grading took longer than {grader.limit:.0f} s (the limit per submission) and was stopped")
+            elif not grader.process.is_alive() or (grader.limit is None and now - grader.started > STARTUP_SECONDS):
+                grader.kill()
+                graders.remove(grader)
+                if grader.pair:
+                    on_done(grader.pair, "the grading process died", None)
+                elif grader.limit is None:
+                    failed_starts += 1
+    for grader in graders:
+        grader.kill()
+    return limit
 
 
 class ProgressBar:
@@ -176,23 +269,23 @@ def autograde(root, assignments, jobs, out=sys.stderr):
     bar = ProgressBar(len(pairs), "autograde", out)
     bar.show(0)
     start = (str(root), threads, str(progress), str(output))
-    context = multiprocessing.get_context("spawn")  # a clean interpreter per grading process
-    with open(logs / "autograde.log", "w") as log, \
-            ProcessPoolExecutor(min(jobs, len(pairs)), mp_context=context, initializer=_start_grader, initargs=start) as pool:
-        graded = {pool.submit(_grade, *pair): pair for pair in pairs}
-        for done, future in enumerate(as_completed(graded), 1):
-            assignment, student = graded[future]
-            try:
-                text = future.result()
-            except Exception as error:  # noqa: BLE001 - a grading process died: the retry below takes over
-                text = f"the grading process failed: {type(error).__name__}: {error}"
-            if text:
+    failures, done = [], []
+    with open(logs / "autograde.log", "w") as log:
+        def finished(pair, text, reason):
+            assignment, student = pair
+            if reason:
+                record_failure(root, assignment, student, reason)
+                failures.append((assignment, student, reason))
+            elif text:
                 log.write(f"== {student}/{assignment}\n{text}\n")
-            bar.show(done)
-    failures = []
-    for assignment, student in _ungraded(root, pairs):
+            done.append(pair)
+            bar.show(len(done))
+
+        limit = _run_pool(pairs, jobs, start, finished) or DEFAULT_LIMIT
+    stopped = {(a, s) for a, s, _ in failures}
+    for assignment, student in _ungraded(root, [p for p in pairs if p not in stopped]):
         with open(logs / f"autograde-{assignment}-{student}.log", "w") as log_file:
-            _retry_alone(root, assignment, student, threads, progress, log_file)
+            _retry_alone(root, assignment, student, threads, progress, log_file, limit)
         if _ungraded(root, [(assignment, student)]):
             reason = _failure_reason(root, assignment, student)
             record_failure(root, assignment, student, reason)

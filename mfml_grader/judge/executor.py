@@ -30,7 +30,8 @@ def judge_for(preprocessor):
         from .session import Judge, Limits
 
         limits = Limits(cell_seconds=preprocessor.cell_timeout, notebook_seconds=preprocessor.notebook_timeout,
-                        output_chars=preprocessor.max_output_chars, scratch_bytes=preprocessor.scratch_bytes)
+                        output_chars=preprocessor.max_output_chars, notebook_output_chars=preprocessor.max_notebook_output_chars,
+                        cell_source_chars=preprocessor.max_cell_chars, scratch_bytes=preprocessor.scratch_bytes)
         limits.rlimits["RLIMIT_AS"] = preprocessor.memory_bytes
         limits.rlimits["RLIMIT_NPROC"] = preprocessor.max_processes
         threads = int(os.environ.get("MFML_THREADS", "0")) or preprocessor.threads or 1
@@ -51,7 +52,9 @@ class SandboxedExecute(NbGraderPreprocessor):
     notebook_timeout = Float(600.0, help="Seconds the whole notebook may take.").tag(config=True)
     memory_bytes = Integer(6 * 2**30, help="Address space per process of the submission.").tag(config=True)
     max_processes = Integer(64, help="Processes and threads the submission may have at once.").tag(config=True)
-    max_output_chars = Integer(100_000, help="Characters of output kept per cell.").tag(config=True)
+    max_output_chars = Integer(100_000, help="Characters of output kept per cell (errors and images included).").tag(config=True)
+    max_notebook_output_chars = Integer(2_000_000, help="Characters of output kept per notebook.").tag(config=True)
+    max_cell_chars = Integer(200_000, help="A cell of the submission longer than this is dropped with a note.").tag(config=True)
     scratch_bytes = Integer(256 * 2**20, help="Size of the sandbox's writable tmpfs.").tag(config=True)
     threads = Integer(1, help="torch threads per submission (MFML_THREADS overrides).").tag(config=True)
     require_sandbox = Bool(False, help="Refuse to grade when bubblewrap cannot run.").tag(config=True)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from ..course import grade_id
 from ..notebook import judged
 from ..student import StudentError
+from .outputs import OutputBudget, clean_cell, error_output
 from .session import RemoteStudent, SessionEnded
 
 TRUSTED_MODULES = {"torch": torch, "torch.nn.functional": F, "math": math, "numpy": numpy}
@@ -55,9 +56,15 @@ def is_test_cell(cell):
 
 
 def run_notebook(nb, judge, files, log):
+    limits = judge.limits
+    for cell in nb.cells:
+        if not is_test_cell(cell):
+            for note in clean_cell(cell, limits.cell_source_chars):
+                log.warning("a cell of the submission was changed: %s", note)
     session = judge.session(files)
-    student = RemoteStudent(session, call_seconds=judge.limits.cell_seconds)
+    student = RemoteStudent(session, call_seconds=limits.cell_seconds)
     context = JudgeContext(student, [c for c in nb.cells if c.cell_type == "code"])
+    budget = OutputBudget(limits.output_chars, limits.notebook_output_chars)
     count = 0
     try:
         for cell in nb.cells:
@@ -68,7 +75,8 @@ def run_notebook(nb, judge, files, log):
                 cell.outputs = run_test_cell(cell.source, context)
                 cell.execution_count = count
             else:
-                cell.outputs, cell.execution_count = _run_student_cell(session, cell.source, count)
+                outputs, cell.execution_count = _run_student_cell(session, cell.source, count)
+                cell.outputs = budget.keep(outputs)
     finally:
         if session.ended:
             log.warning("submission process ended early: %s", session.ended)
@@ -76,32 +84,14 @@ def run_notebook(nb, judge, files, log):
 
 
 def _run_student_cell(session, source, count):
+    """(raw outputs, execution count) of one student cell (outputs as the sandbox sent them: untrusted)."""
     if not source.strip():
         return [], None
     try:
         reply = session.run_cell(source)
     except SessionEnded as ended:
-        return [_error("NotebookStopped", f"this cell did not run: {ended.reason}")], count
-    return [_clean_output(o) for o in reply.get("outputs", [])[:200]], count
-
-
-def _clean_output(output):
-    """An nbformat output built from what the sandbox sent (untrusted: only known fields survive)."""
-    kind = output.get("output_type") if isinstance(output, dict) else None
-    if kind == "stream":
-        name = output.get("name") if output.get("name") in ("stdout", "stderr") else "stdout"
-        return nbformat.v4.new_output("stream", name=name, text=str(output.get("text", "")))
-    if kind in ("display_data", "execute_result"):
-        data = {str(k): str(v) for k, v in dict(output.get("data") or {}).items()}
-        extra = {"execution_count": None} if kind == "execute_result" else {}
-        return nbformat.v4.new_output(kind, data=data, **extra)
-    if kind == "error":
-        return _error(str(output.get("ename", "Error")), str(output.get("evalue", "")), [str(t) for t in output.get("traceback", [])])
-    return nbformat.v4.new_output("stream", name="stdout", text="[an output the grader does not accept was dropped]\n")
-
-
-def _error(ename, evalue, traceback_lines=None):
-    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=traceback_lines or [f"{ename}: {evalue}"])
+        return [{"output_type": "error", "ename": "NotebookStopped", "evalue": f"this cell did not run: {ended.reason}"}], count
+    return reply.get("outputs", []), count
 
 
 class _Proxy:
@@ -192,11 +182,11 @@ def run_test_cell(source, context):
             code = compile(source, "<test cell>", "exec")
             exec(code, namespace)
     except StudentError as error:
-        capture.outputs.append(_error("StudentError", str(error)))
+        capture.outputs.append(error_output("StudentError", str(error)))
     except Exception as error:  # noqa: BLE001 - a failing visible test is the student's feedback
         frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == "<test cell>"]
         lines = [f"Test cell, line {f.lineno}: {source.splitlines()[f.lineno - 1].strip()}" for f in frames]
-        capture.outputs.append(_error(type(error).__name__, str(error), [*lines, f"{type(error).__name__}: {error}"]))
+        capture.outputs.append(error_output(type(error).__name__, str(error), [*lines, f"{type(error).__name__}: {error}"]))
     finally:
         sys.stdout, sys.stderr, sys.displayhook = saved
         judged.reset(token)

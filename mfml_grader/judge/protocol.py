@@ -12,10 +12,13 @@ trusted side only: a `SourceFunction` (as its source) and a `torch.Generator` (a
 import json
 import math
 import struct
+import time
 
 import torch
 
-MAX_FRAME_BYTES = 512 * 2**20
+MAX_FRAME_BYTES = 512 * 2**20   # payload (raw tensor bytes) of one message
+MAX_HEADER_BYTES = 16 * 2**20   # its JSON part: text, numbers and structure (Python objects cost ~10x the JSON)
+MAX_DECODED_BYTES = 512 * 2**20  # what decoding may build: a payload shared by many tensors counts each time
 HEADER = struct.Struct(">QQ")
 DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8, torch.int8, torch.int16,
@@ -75,8 +78,25 @@ def encode(value):
 
 
 def decode(header, payload, allow_code=False):
-    """The plain value of a frame. `allow_code` (worker side only) rebuilds course functions."""
-    blobs = header["blobs"]
+    """The plain value of a frame. `allow_code` (worker side only) rebuilds course functions.
+
+    Whatever the header says, decoding builds at most MAX_DECODED_BYTES of tensors.
+    """
+    blobs = header.get("blobs") if isinstance(header, dict) else None
+    if not isinstance(blobs, list):
+        raise ProtocolError("malformed message")
+    budget = [MAX_DECODED_BYTES]
+
+    def blob(index, length):
+        if not isinstance(index, int) or not 0 <= index < len(blobs):
+            raise ProtocolError("malformed tensor")
+        start, size = (int(n) for n in blobs[index])
+        if size != length or start < 0 or start + size > len(payload):
+            raise ProtocolError("tensor bytes do not match its shape")
+        budget[0] -= size
+        if budget[0] < 0:
+            raise ProtocolError(f"a message that decodes to more than {MAX_DECODED_BYTES // 2**20} MiB")
+        return payload[start:start + size]
 
     def walk(v):
         if v is None or isinstance(v, (bool, str, int)):
@@ -89,17 +109,12 @@ def decode(header, payload, allow_code=False):
             return float(v["__float__"])
         if "__tensor__" in v:
             dtype = DTYPES.get(v["dtype"])
-            start, length = blobs[v["__tensor__"]]
             shape = [int(n) for n in v["shape"]]
-            if dtype is None or any(n < 0 for n in shape):
+            if dtype is None or any(n < 0 for n in shape) or len(shape) > 16:
                 raise ProtocolError("malformed tensor")
-            numel = 1
-            for n in shape:
-                numel *= n
-            if numel * dtype.itemsize != length or start + length > len(payload):
-                raise ProtocolError("tensor bytes do not match its shape")
-            raw = bytearray(payload[start:start + length])
-            return torch.frombuffer(raw, dtype=torch.uint8).view(dtype).reshape(shape).clone() if length else torch.empty(shape, dtype=dtype)
+            numel = math.prod(shape)
+            raw = bytearray(blob(v["__tensor__"], numel * dtype.itemsize))
+            return torch.frombuffer(raw, dtype=torch.uint8).view(dtype).reshape(shape).clone() if raw else torch.empty(shape, dtype=dtype)
         if "__tuple__" in v:
             return tuple(walk(x) for x in v["__tuple__"])
         if "__dict__" in v:
@@ -113,7 +128,14 @@ def decode(header, payload, allow_code=False):
             return SourceFunction(v["__function__"])
         raise ProtocolError("malformed value")
 
-    return walk(header["value"])
+    try:
+        return walk(header.get("value"))
+    except ProtocolError:
+        raise
+    except (RecursionError, MemoryError):
+        raise ProtocolError("a value nested too deeply or too large") from None
+    except Exception as error:  # noqa: BLE001 - a forged value of the wrong types: refused, never a crash
+        raise ProtocolError(f"malformed value ({type(error).__name__})") from None
 
 
 def pack(message, value=None):
@@ -131,25 +153,42 @@ def send(sock, message, value=None):
     sock.sendall(pack(message, value))
 
 
-def _recv_exactly(sock, n):
-    chunks, remaining = [], n
-    while remaining:
-        chunk = sock.recv(min(remaining, 4 * 2**20))
+def _recv_exactly(sock, n, deadline):
+    """n bytes, read before `deadline` (time.monotonic()): a reply trickling in still times out."""
+    data = bytearray()
+    while len(data) < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no complete answer in time")
+            sock.settimeout(left)
+        chunk = sock.recv(min(n - len(data), 4 * 2**20))
         if not chunk:
             raise EOFError("the other side closed the connection")
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+        data += chunk
+    return bytes(data)
 
 
-def receive(sock, allow_code=False):
-    """(message dict, decoded value). Refuses frames above MAX_FRAME_BYTES."""
-    header_length, payload_length = HEADER.unpack(_recv_exactly(sock, HEADER.size))
-    if header_length + payload_length > MAX_FRAME_BYTES:
-        raise ProtocolError(f"a message of {(header_length + payload_length) / 2**20:.0f} MiB is over the {MAX_FRAME_BYTES // 2**20} MiB limit")
+def receive(sock, allow_code=False, deadline=None):
+    """(message dict, decoded value), read completely before `deadline`. Refuses oversized frames.
+
+    TimeoutError when no frame has begun by the deadline; a frame begun but not finished by then
+    is refused (ProtocolError): the stream cannot be trusted to line up again.
+    """
+    first = _recv_exactly(sock, 1, deadline)
     try:
-        body = json.loads(_recv_exactly(sock, header_length))
-    except ValueError as error:
-        raise ProtocolError(f"malformed message: {error}") from None
-    payload = _recv_exactly(sock, payload_length)
+        header_length, payload_length = HEADER.unpack(first + _recv_exactly(sock, HEADER.size - 1, deadline))
+        if header_length > MAX_HEADER_BYTES or payload_length > MAX_FRAME_BYTES:
+            raise ProtocolError(f"a message of {(header_length + payload_length) / 2**20:.0f} MiB is over the limit "
+                                f"({MAX_HEADER_BYTES // 2**20} MiB of text and structure, {MAX_FRAME_BYTES // 2**20} MiB of tensor data)")
+        text = _recv_exactly(sock, header_length, deadline)
+        payload = _recv_exactly(sock, payload_length, deadline)
+    except TimeoutError:
+        raise ProtocolError("an answer began but did not finish in time (it trickled in)") from None
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise ProtocolError(f"malformed message: {type(error).__name__}") from None
+    if not isinstance(body, dict):
+        raise ProtocolError("malformed message")
     return body, decode(body, payload, allow_code)

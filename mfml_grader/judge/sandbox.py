@@ -57,19 +57,22 @@ def bwrap_works():
     return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
 
 
-def worker_environment(threads):
+def worker_environment(sandboxed):
+    """The zygote's environment: one thread (a thread pool started before a fork hangs the child)."""
     return {
         "PATH": "/usr/bin:/bin",
         "HOME": "/tmp",
         "LANG": "C.UTF-8",
         "MPLBACKEND": "Agg",
-        "OMP_NUM_THREADS": str(threads),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MFML_SANDBOXED": "1" if sandboxed else "0",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONPATH": str(Path(mfml_grader.__file__).resolve().parent.parent),
     }
 
 
-def start_worker(control_fd, threads, scratch_bytes, stderr, require_sandbox=False):
+def start_worker(control_fd, scratch_bytes, stderr, require_sandbox=False):
     """Start the zygote with `control_fd` as its control socket; returns (process, sandboxed?)."""
     argv = [sys.executable, "-m", "mfml_grader.judge.worker", str(control_fd)]
     sandboxed = bwrap_works()
@@ -83,7 +86,7 @@ def start_worker(control_fd, threads, scratch_bytes, stderr, require_sandbox=Fal
         log.warning("Student code runs with rlimits and its own uid only: it CAN read files this user")
         log.warning("can read and open network connections. Install bubblewrap to grade safely.")
         log.warning("=" * 78)
-    process = subprocess.Popen(argv, pass_fds=(control_fd,), env=worker_environment(threads),
+    process = subprocess.Popen(argv, pass_fds=(control_fd,), env=worker_environment(sandboxed),
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
                                start_new_session=True)
     return process, sandboxed

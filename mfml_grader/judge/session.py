@@ -6,13 +6,14 @@ deadline on every request. Values come back through `protocol` (never pickle) an
 """
 
 import json
+import os
 import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
 
-from ..student import StudentError
-from . import protocol
+from ..student import Returned, StudentError
+from . import protocol, uids
 from .sandbox import start_worker
 
 DEFAULT_LIMITS = {
@@ -26,6 +27,7 @@ DEFAULT_LIMITS = {
 
 
 INTERRUPT_GRACE = 5.0
+ERROR_CHARS = 2000     # of an error message sent by the sandbox
 
 
 class SessionEnded(Exception):
@@ -40,7 +42,9 @@ class SessionEnded(Exception):
 class Limits:
     cell_seconds: float = 60.0
     notebook_seconds: float = 600.0
-    output_chars: int = 100_000
+    output_chars: int = 100_000             # characters of output kept per cell (errors and images included)
+    notebook_output_chars: int = 2_000_000  # ... and per notebook
+    cell_source_chars: int = 200_000        # a longer cell is dropped with a note
     scratch_bytes: int = 256 * 2**20
     rlimits: dict = field(default_factory=lambda: dict(DEFAULT_LIMITS))
 
@@ -48,13 +52,13 @@ class Limits:
 class Judge:
     """Owns the zygote. Start once per grading process; `close()` kills the whole sandbox."""
 
-    def __init__(self, limits=None, threads=1, first_uid=61000, require_sandbox=False):
+    def __init__(self, limits=None, threads=1, require_sandbox=False):
         self.limits = limits or Limits()
         self.threads = threads
-        self.uid = first_uid
+        self.uids = uids.acquire() if os.geteuid() == 0 else None  # this process's own uids, host-wide
         self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.stderr = tempfile.TemporaryFile()
-        self.process, self.sandboxed = start_worker(theirs.fileno(), threads, self.limits.scratch_bytes, self.stderr, require_sandbox)
+        self.process, self.sandboxed = start_worker(theirs.fileno(), self.limits.scratch_bytes, self.stderr, require_sandbox)
         theirs.close()
         self.control.settimeout(120)
         try:
@@ -63,7 +67,6 @@ class Judge:
             ready = {}
         if not ready.get("ready"):
             raise RuntimeError(f"the grading worker did not start: {self._worker_stderr()}")
-        self.runs_as_root = ready["uid"] == 0
 
     def _worker_stderr(self):
         self.stderr.seek(0)
@@ -72,9 +75,8 @@ class Judge:
     def session(self, files=None):
         """A fresh process for one submission, with `files` ({relative path: bytes}) in its folder."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.uid = 61000 + (self.uid - 61000 + 1) % 1000
-        message = {"op": "fork", "uid": self.uid if self.runs_as_root else 0,
-                   "limits": self.limits.rlimits, "threads": self.threads}
+        message = {"op": "fork", "uid": self.uids.next_uid() if self.uids else 0, "limits": self.limits.rlimits,
+                   "threads": self.threads, "scratch_bytes": self.limits.scratch_bytes}
         socket.send_fds(self.control, [json.dumps(message).encode()], [theirs.fileno()])
         theirs.close()
         pid = json.loads(self.control.recv(65536))["pid"]
@@ -92,7 +94,7 @@ class Judge:
         return json.loads(self.control.recv(65536))["status"]
 
     def close(self):
-        for closing in (self.control.close, self.process.kill, self.process.wait):
+        for closing in (self.control.close, self.process.kill, self.process.wait, *([self.uids.close] if self.uids else [])):
             try:
                 closing()
             except OSError:
@@ -133,18 +135,21 @@ class Session:
         self.requests += 1
         message = {**message, "id": self.requests}
         frame = protocol.pack(message, value)  # a value that cannot cross fails this request only
+        deadline = time.monotonic() + budget
         try:
-            self.sock.settimeout(None)
-            self.sock.sendall(frame)
             self.sock.settimeout(budget)
             try:
-                return self._answer_to(message, *protocol.receive(self.sock))
-            except (TimeoutError, socket.timeout):
+                self.sock.sendall(frame)
+            except TimeoutError:
+                self.close(f"the notebook's process did not take the grader's request within {budget:.0f} s")
+                raise SessionEnded(self.ended) from None
+            try:
+                return self._answer_to(message, *protocol.receive(self.sock, deadline=deadline))
+            except TimeoutError:
                 self.judge.interrupt(self.pid)
-                self.sock.settimeout(INTERRUPT_GRACE)
                 try:
-                    reply, result = protocol.receive(self.sock)
-                except (TimeoutError, socket.timeout):
+                    reply, result = protocol.receive(self.sock, deadline=time.monotonic() + INTERRUPT_GRACE)
+                except TimeoutError:
                     self.close(f"timed out after {budget:.0f} s and did not stop when interrupted; look for an infinite loop")
                     raise SessionEnded(self.ended) from None
                 reply["timed_out"] = budget
@@ -218,54 +223,31 @@ class RemoteStudent:
         reply, value = self._ask({"op": "get", "name": name})
         return _value_of(name, reply, value)
 
-    def call(self, name, args=(), kwargs=None, *, forbidden=(), substitutes=None):
+    def call(self, name, args=(), kwargs=None, **options):
+        return self.invoke(name, args, kwargs, **options).value
+
+    def invoke(self, name, args=(), kwargs=None, *, forbidden=(), substitutes=None):
+        """Call `name` in the sandbox on (serialised, so separate) copies of the arguments.
+
+        The arguments come back as the student's code left them; the caller's own objects are never
+        touched, so nothing a submission does can reach an object the grader shares between students.
+        """
         try:
             reply, value = self._ask({"op": "call", "name": name, "forbidden": list(forbidden),
                                       "substitutes": dict(substitutes or {})}, (tuple(args), dict(kwargs or {})))
         except protocol.ProtocolError as error:
             raise StudentError(str(error)) from None
         value = _value_of(name, reply, value)
-        if reply.get("mutated"):  # the student changed arguments in place: so do we, as in-process
-            value, (new_args, new_kwargs) = value
-            _write_back(list(args), list(new_args))
-            _write_back(dict(kwargs or {}), new_kwargs)
-        return value
+        if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], tuple) and len(value[1]) == 2
+                and isinstance(value[1][0], (tuple, list)) and isinstance(value[1][1], dict)):
+            raise StudentError(f"the notebook's process answered the call of `{name}` with something that is not a result")
+        result, (args_after, kwargs_after) = value
+        return Returned(result, tuple(args_after), kwargs_after)
 
 
 def _value_of(name, reply, value):
     if reply.get("timed_out"):
         raise StudentError(f"`{name}` did not finish within {reply['timed_out']:.0f} s (time limit): look for an infinite loop or a very slow computation")
     if not reply.get("ok"):
-        raise StudentError(reply.get("error", "unknown error"), raised=bool(reply.get("raised")))
+        raise StudentError(str(reply.get("error", "unknown error"))[:ERROR_CHARS], raised=bool(reply.get("raised")))
     return value
-
-
-def _write_back(original, changed):
-    """Apply in-place changes made in the sandbox to the caller's own tensors, lists and dicts."""
-    import torch
-
-    if isinstance(original, torch.Tensor) and isinstance(changed, torch.Tensor):
-        if original.shape == changed.shape and original.dtype == changed.dtype:
-            original.copy_(changed)
-        else:
-            original.set_(changed.clone())
-    elif isinstance(original, list) and isinstance(changed, (list, tuple)):
-        for i, (o, c) in enumerate(zip(original, changed)):
-            if isinstance(o, (torch.Tensor, list, dict)):
-                _write_back(o, c)
-            else:
-                original[i] = c
-        if isinstance(original, list) and len(changed) != len(original):
-            original[:] = list(changed)
-    elif isinstance(original, dict) and isinstance(changed, dict):
-        for key in list(original):
-            if key not in changed:
-                del original[key]
-        for key, c in changed.items():
-            if key in original and isinstance(original[key], (torch.Tensor, list, dict)):
-                _write_back(original[key], c)
-            else:
-                original[key] = c
-    elif isinstance(original, tuple) and isinstance(changed, (list, tuple)):
-        for o, c in zip(original, changed):
-            _write_back(o, c)

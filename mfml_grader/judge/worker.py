@@ -195,25 +195,24 @@ def _answer(message, value, shell, student):
         return {"ok": True}, to_plain(shell.user_ns.get(message["name"]), f"`{message['name']}`")
     if op == "call":
         args, kwargs = value
-        before = _snapshot((args, kwargs))
-        result = student.call(message["name"], args, kwargs, forbidden=message["forbidden"], substitutes=message["substitutes"])
-        if _snapshot((args, kwargs)) != before:  # arguments changed in place: send them back too
-            return {"ok": True, "mutated": True}, (result, to_plain((args, kwargs), "the arguments after the call"))
-        return {"ok": True}, result
+        returned = student.invoke(message["name"], args, kwargs, forbidden=message["forbidden"], substitutes=message["substitutes"])
+        return {"ok": True}, (returned.value, _inputs_as_data((returned.args, returned.kwargs)))
     if op == "defines":
         return {"ok": True, "defines": student.defines(message["name"])}
     raise protocol.ProtocolError(f"unknown request {op!r}")
 
 
-def _snapshot(value):
-    """A comparable picture of nested arguments: tensors by their bytes, containers by content."""
+def _inputs_as_data(value):
+    """The arguments after a call, for the grader to compare: functions and generators become None."""
     if isinstance(value, torch.Tensor):
-        return ("tensor", str(value.dtype), tuple(value.shape), value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+        return to_plain(value)
     if isinstance(value, (tuple, list)):
-        return (type(value).__name__, tuple(_snapshot(v) for v in value))
+        return (tuple if isinstance(value, tuple) else list)(_inputs_as_data(v) for v in value)
     if isinstance(value, dict):
-        return ("dict", tuple((k, _snapshot(v)) for k, v in value.items()))
-    return ("value", repr(value))
+        return {str(k): _inputs_as_data(v) for k, v in value.items()}
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    return None
 
 
 def _limit(limits):
@@ -222,16 +221,26 @@ def _limit(limits):
         resource.setrlimit(kind, (value, value))
 
 
-def child(sock, slot_uid, limits, threads, shell):
-    """Become one submission's process: own session, own uid, limits, scratch dir; then serve."""
+def child(sock, slot_uid, limits, threads, scratch_bytes, shell):
+    """Become one submission's process: own session, own uid, limits, scratch dir; then serve.
+
+    Nothing of the zygote reaches it but the warm interpreter: every inherited file descriptor but
+    its socket is closed, and (in the sandbox) it gets a private mount and IPC namespace with a
+    fresh scratch tmpfs, so no file, shared memory segment or message queue outlives it for the next one.
+    """
     os.setsid()
-    scratch = os.path.join(SCRATCH, str(os.getpid()))
-    os.makedirs(scratch, mode=0o700)
+    fd = sock.fileno()
     devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
+    for std in (0, 1, 2):
+        os.dup2(devnull, std)
+    os.closerange(3, fd)
+    os.closerange(fd + 1, 1 << 20)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    isolated = os.getuid() == 0 and slot_uid and _private_namespaces(scratch_bytes, slot_uid)
+    scratch = SCRATCH if isolated else os.path.join(SCRATCH, str(os.getpid()))
+    if not isolated:
+        os.makedirs(scratch, mode=0o700)
     if os.getuid() == 0 and slot_uid:
         os.chown(scratch, slot_uid, slot_uid)
         os.setgroups([])
@@ -243,9 +252,32 @@ def child(sock, slot_uid, limits, threads, shell):
     os.chdir(scratch)
     os.environ["HOME"] = os.environ["TMPDIR"] = scratch  # tempfile and friends write here
     tempfile.tempdir = None
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads)  # the zygote never started a thread pool, so this one is fresh
     serve(sock, shell)
     os._exit(0)
+
+
+CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 16384, 1 << 18
+
+
+def _private_namespaces(scratch_bytes, uid):
+    """A mount and IPC namespace of its own with a fresh tmpfs on SCRATCH; False where that cannot be had.
+
+    Only inside bubblewrap (its own mount namespace already): on a bare host a mount here could
+    reach the host's mount table.
+    """
+    if os.environ.get("MFML_SANDBOXED") != "1":
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
+        return False
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return False
+    options = f"size={scratch_bytes},mode=0700,uid={uid},gid={uid}".encode()
+    return libc.mount(b"tmpfs", SCRATCH.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options) == 0
 
 
 def kill_slot(pid, slot_uid):
@@ -315,6 +347,7 @@ def zygote(control_fd):
     """Serve the control socket (SOCK_SEQPACKET, one JSON message per packet): fork and end children."""
     control = socket.socket(fileno=control_fd)
     _become_subreaper()
+    torch.set_num_threads(1)  # OpenMP's thread pool does not survive fork(): none may exist before one
     shell = CellShell.instance(colors="NoColor", history_length=0)
     shell.history_manager.enabled = False
     warm_up()
@@ -335,7 +368,7 @@ def zygote(control_fd):
             if pid == 0:
                 try:
                     control.close()
-                    child(sock, message["uid"], message["limits"], message["threads"], shell)
+                    child(sock, message["uid"], message["limits"], message["threads"], message["scratch_bytes"], shell)
                 finally:
                     os._exit(70)  # whatever happens in a submission's process, it never runs the zygote's loop
             sock.close()
