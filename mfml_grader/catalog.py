@@ -3,7 +3,9 @@
 Each assignment has `grader_tests/catalog/<assignment>.py` with
 - `MUTANTS`: wrong implementations, each naming the Mistake its diagnosis must report;
 - `VARIANTS`: correct implementations written differently, which must get full marks;
-- `FORBIDDEN`: implementations that use an API the exercise refuses.
+- `FORBIDDEN`: implementations that use an API the exercise refuses;
+- `REFLECTIVE`: implementations that reach torch or the interpreter by private or reflective access,
+  which refuses every exercise of the notebook (each is graded in a notebook of its own).
 """
 
 import importlib.util
@@ -29,6 +31,13 @@ class Variant:
 class Forbidden:
     function: str
     api: str           # the forbidden API the feedback must name
+    code: str
+
+
+@dataclass(frozen=True)
+class Reflective:
+    function: str
+    what: str          # what the feedback must name (e.g. "sys.modules", "getattr with a computed name")
     code: str
 
 

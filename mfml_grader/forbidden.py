@@ -79,16 +79,25 @@ def _is_forbidden(path, forbidden):
     return any(fnmatch.fnmatchcase(path, pattern) or path.startswith(pattern + ".") for pattern in forbidden)
 
 
-def find_forbidden(source, forbidden, context_sources=()):
-    """Every forbidden reference in `source`, as `(line, what)` pairs.
+def defined_methods(trees):
+    """Names of the methods that classes in these syntax trees define (the student's own `backward`)."""
+    return {item.name for tree in trees for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+            for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def find_forbidden(source, forbidden, context_sources=(), own_methods=(), aliases=None):
+    """Every forbidden reference in `source` (text or syntax tree), as `(line, what)` pairs.
 
     `context_sources` are other cells of the notebook: their imports count (an `import
     torch.nn.functional as F` in the first cell is what `F` means in the solution cell).
+    `torch.Tensor.<method>` patterns also match `<anything>.<method>`, except for methods in
+    `own_methods`: a method the student's own classes define is not torch's (`layer.backward(d)`).
+    `aliases` (what imported names stand for) may be given instead of `context_sources`.
     """
     if not forbidden:
         return []
-    tree = ast.parse(source)
-    aliases = {"torch": "torch"}
+    tree = ast.parse(source) if isinstance(source, str) else source
+    aliases = {"torch": "torch", **(aliases or {})}
     for other in context_sources:
         aliases.update(_aliases_of(other))
     aliases.update(import_aliases(tree))
@@ -100,14 +109,59 @@ def find_forbidden(source, forbidden, context_sources=()):
                 path = alias.name if isinstance(node, ast.Import) else f"{node.module}.{alias.name}"
                 if _is_forbidden(path, forbidden):
                     found.append((node.lineno, path))
-        elif isinstance(node, (ast.Attribute, ast.Name)):
-            path = _dotted(node, aliases)
+            continue
+        attribute = literal_getattr(node) or node
+        if isinstance(attribute, (ast.Attribute, ast.Name)):
+            path = _dotted(attribute, aliases)
             if path is not None and _is_forbidden(_canonical(path), forbidden):
                 found.append((node.lineno, path))
-            elif path is None and isinstance(node, ast.Attribute) and any(fnmatch.fnmatchcase(node.attr, m) for m in methods):
-                found.append((node.lineno, f"Tensor.{node.attr}"))
+            elif (path is None and isinstance(attribute, ast.Attribute) and attribute.attr not in own_methods
+                  and any(fnmatch.fnmatchcase(attribute.attr, m) for m in methods)):
+                found.append((node.lineno, f"Tensor.{attribute.attr}"))
     # an Attribute chain and its own prefix can both match: report each line and name once
     return sorted(set(found))
+
+
+def literal_getattr(node):
+    """`getattr(x, "name")` read as the attribute `x.name` it is (None for anything else)."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+        return ast.copy_location(ast.Attribute(value=node.args[0], attr=node.args[1].value, ctx=ast.Load()), node)
+    return None
+
+
+def reachable(function, trees, skip=()):
+    """The syntax trees the graded `function` can run: its solution cell, and every top-level
+    definition elsewhere in the student's code that it names (transitively), except `skip`
+    (helpers the grader replaces by its own while this exercise is checked).
+
+    `trees` is {label: syntax tree} of the student's cells, the solution cell labelled `function`.
+    """
+    definitions = {}
+    for label, tree in trees.items():
+        if label == function:
+            continue
+        for node in tree.body:
+            for name in _defined_names(node):
+                definitions.setdefault(name, []).append(node)
+    found, todo, seen = [trees[function]], [trees[function]], {function, *skip}
+    while todo:
+        names = {n.id for n in ast.walk(todo.pop()) if isinstance(n, ast.Name)}
+        for name in sorted(names - seen):
+            seen.add(name)
+            for node in definitions.get(name, []):
+                found.append(node)
+                todo.append(node)
+    return found
+
+
+def _defined_names(node):
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return [n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)]
+    return []
 
 
 def _owner(path):

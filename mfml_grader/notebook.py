@@ -15,35 +15,26 @@ in a sandbox: `judged` holds that submission's context. Under a plain kernel (st
 instructor running the source notebook), the student's namespace is this kernel's.
 """
 
-import ast
 import contextvars
 import sys
 
 from .runner import run_exercise
 from .student import InProcessStudent
+from .submission_code import SubmissionCode
 
 judged = contextvars.ContextVar("judged", default=None)
-
-
-def _defines(source, function):
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return False
-    return any(isinstance(node, ast.FunctionDef) and node.name == function for node in tree.body)
 
 
 def grade(assignment, function, points):
     """Run the hidden checks of `function`, print the report, publish the score as the cell's result."""
     context = judged.get()
     if context is not None:
-        report = run_exercise(assignment, function, context.student, context.solution_source(function), context.sources())
+        report = run_exercise(assignment, function, context.student, context.code)
     else:
         from IPython import get_ipython
 
         shell = get_ipython()
         history = [source for source in shell.user_ns.get("In", []) if source]
-        solution = next((source for source in reversed(history) if _defines(source, function)), None)
-        report = run_exercise(assignment, function, InProcessStudent(shell.user_ns), solution, history)
+        report = run_exercise(assignment, function, InProcessStudent(shell.user_ns), SubmissionCode.from_history(history, function))
     print(report.text(points))
     sys.displayhook(report.points(points))

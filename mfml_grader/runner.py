@@ -3,9 +3,8 @@
 import inspect
 from dataclasses import dataclass, field
 
-from . import course
+from . import course, reflection
 from .exercise import CheckFailed, Exercise
-from .forbidden import find_forbidden
 from .student import StudentError
 
 
@@ -66,8 +65,8 @@ def check_title(name, method):
     return doc.splitlines()[0] if doc else name.removeprefix("test_").replace("_", " ")
 
 
-def run_exercise(assignment, function, student, solution_source=None, other_sources=(), root=None):
-    """Grade one function: refuse forbidden APIs, then run every check and collect the results."""
+def run_exercise(assignment, function, student, code=None, root=None):
+    """Grade one function: refuse reflection and forbidden APIs (read from `code`, a SubmissionCode), then run every check."""
     exercise_class = find_exercise(course.hidden_tests(assignment, root), function)
     report = Report(function)
     try:
@@ -78,14 +77,8 @@ def run_exercise(assignment, function, student, solution_source=None, other_sour
     if not defined:
         report.refusal = f"`{function}` is not defined: did its solution cell run without errors?"
         return report
-    if solution_source is not None:
-        try:
-            found = find_forbidden(solution_source, exercise_class.forbidden, other_sources)
-        except SyntaxError as error:
-            found, report.refusal = [], f"the solution cell does not parse: {error}"
-        if found:
-            uses = "; ".join(f"line {line}: {what}" for line, what in found)
-            report.refusal = f"{function} uses an API this exercise forbids ({uses}). Compute it yourself with basic tensor operations."
+    if code is not None:
+        report.refusal = _refusal(function, exercise_class, code)
         if report.refusal:
             return report
     exercise = exercise_class()
@@ -104,3 +97,16 @@ def run_exercise(assignment, function, student, solution_source=None, other_sour
         else:
             report.checks.append(CheckResult(title, True))
     return report
+
+
+def _refusal(function, exercise_class, code):
+    """Why the exercise scores 0 without running its checks, or ''."""
+    if code.reflection:
+        return reflection.describe(code.reflection)
+    if function in code.unparsed:
+        return f"the solution cell does not parse: {code.unparsed[function]}"
+    found = code.forbidden_uses(function, exercise_class.forbidden, skip=exercise_class.substitutes)
+    if found:
+        uses = "; ".join(f"line {line}: {what}" for line, what in found)
+        return f"{function} uses an API this exercise forbids ({uses}). Compute it yourself with basic tensor operations."
+    return ""

@@ -26,6 +26,7 @@ warnings.warn("a deprecation warning from student code")
 print("debug output on stderr", file=sys.stderr)
 '''
 KINDS = ("MUTANTS", "VARIANTS", "FORBIDDEN")
+COLUMNS = ("caught", "named", "variants", "forbidden", "reflective")
 
 
 def plan(root, assignment):
@@ -39,6 +40,8 @@ def plan(root, assignment):
             answers = dict(solutions)
             answers.update({function: entry.code.strip("\n") for function, entry in batch.items()})
             students[f"{kind.lower()}-{i}"] = (answers, batch, kind.lower())
+    for i, entry in enumerate(getattr(cases, "REFLECTIVE", [])):  # refuses the whole notebook: one each
+        students[f"reflective-{i}"] = ({**solutions, entry.function: entry.code.strip("\n")}, {entry.function: entry}, "reflective")
     return students
 
 
@@ -47,7 +50,7 @@ class Outcome:
     """What grading showed for one assignment; `problems` lists every broken promise."""
 
     assignment: str
-    counts: dict = field(default_factory=lambda: {k: [0, 0] for k in ("caught", "named", "variants", "forbidden")})
+    counts: dict = field(default_factory=lambda: {k: [0, 0] for k in COLUMNS})
     problems: list = field(default_factory=list)
 
     def tally(self, key, ok):
@@ -55,11 +58,12 @@ class Outcome:
         self.counts[key][1] += 1
 
     def row(self):
-        cells = [f"{self.counts[k][0]}/{self.counts[k][1]}" for k in ("caught", "named", "variants", "forbidden")]
-        return f"{self.assignment:<24} {cells[0]:>15} {cells[1]:>15} {cells[2]:>18} {cells[3]:>18}"
+        cells = [f"{self.counts[k][0]}/{self.counts[k][1]}" for k in COLUMNS]
+        return f"{self.assignment:<24} {cells[0]:>15} {cells[1]:>15} {cells[2]:>18} {cells[3]:>18} {cells[4]:>19}"
 
 
-HEADER = f"{'assignment':<24} {'mutants caught':>15} {'mistake named':>15} {'variants at 100%':>18} {'forbidden refused':>18}"
+HEADER = (f"{'assignment':<24} {'mutants caught':>15} {'mistake named':>15} {'variants at 100%':>18} {'forbidden refused':>18} "
+          f"{'reflection refused':>19}")
 
 
 def judge(assignment, students, scores, feedback):
@@ -77,6 +81,14 @@ def judge(assignment, students, scores, feedback):
             outcome.problems.append(f"the untouched stub earned points: {got}")
         if kind == "noisy" and len(full) != len(got):
             outcome.problems.append(f"stderr noise cost points on {sorted(set(got) - full)}")
+        if kind == "reflective":
+            (function, entry), = batch.items()
+            refused = all(score == 0 and entry.what in text.get(f, "") for f, (score, _) in got.items())
+            outcome.tally("reflective", refused)
+            if not refused:
+                outcome.problems.append(f"{student}: {function} reaching for {entry.what} did not refuse every exercise naming it: {got}\n"
+                                        f"{text.get(function, '')}")
+            continue
         for function in set(got) - set(batch) - full:
             if kind not in ("stub",):
                 outcome.problems.append(f"{student}: {function} has no mistake but lost points:\n{text.get(function, '')}")

@@ -1,13 +1,16 @@
 """Unit tests of the grading engine's parts: comparison, forbidden APIs, the student adapter."""
 
+import ast
 import math
 
+import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
 
 from mfml_grader.compare import difference
-from mfml_grader.forbidden import ForbiddenAPIError, find_forbidden, forbid_at_runtime
+from mfml_grader.forbidden import ForbiddenAPIError, defined_methods, find_forbidden, forbid_at_runtime
+from mfml_grader.submission_code import SubmissionCode
 from mfml_grader.student import InProcessStudent, StudentError, to_plain
 from mfml_grader.submissions import answers_from_python
 
@@ -58,6 +61,54 @@ class TestFindForbidden:
 
     def test_wildcards(self):
         assert find_forbidden("y = torch.linalg.vector_norm(x)\n", ("torch.linalg.*norm",)) == [(1, "torch.linalg.vector_norm")]
+
+
+    def test_a_method_of_the_students_own_class_is_not_torchs(self):
+        code = "class Layer:\n    def backward(self, d):\n        return d\n\ndef f(layer, d):\n    return layer.backward(d)\n"
+        assert find_forbidden(code, ("torch.Tensor.backward",), own_methods=defined_methods([ast.parse(code)])) == []
+        assert find_forbidden(code, ("torch.Tensor.backward",)) == [(6, "Tensor.backward")]
+
+    def test_literal_getattr_is_an_attribute(self):
+        assert find_forbidden("y = getattr(F, 'softmax')(x)\n", SOFTMAX, ["import torch.nn.functional as F"]) == [(1, "torch.nn.functional.softmax")]
+
+
+def _code(*cells):
+    return SubmissionCode.from_cells([nbformat.v4.new_code_cell(source, metadata=meta) for source, meta in cells])
+
+
+SOLUTION = {"nbgrader": {"grade_id": "softmax", "solution": True, "locked": False}}
+LOCKED = {"nbgrader": {"grade_id": "setup", "locked": True, "solution": False}}
+
+
+class TestSubmissionCode:
+    def test_forbidden_apis_in_a_helper_of_another_cell_count(self):
+        code = _code(("import torch.nn.functional as F", LOCKED), ("def helper(x):\n    return F.softmax(x, -1)", {}),
+                     ("def softmax(x, dim=-1):\n    return helper(x)", SOLUTION))
+        assert code.forbidden_uses("softmax", SOFTMAX) == [(2, "torch.nn.functional.softmax")]
+
+    def test_an_experiment_that_the_function_does_not_call_does_not_count(self):
+        code = _code(("print(torch.softmax(torch.zeros(3), -1))", {}), ("def softmax(x, dim=-1):\n    return x.exp() / x.exp().sum(dim, keepdim=True)", SOLUTION))
+        assert code.forbidden_uses("softmax", SOFTMAX) == []
+
+    @pytest.mark.parametrize("source, what", [
+        ("import sys\nt = sys.modules['torch']", "sys.modules"),
+        ("y = torch._C._nn.gelu(x)", "torch._C"),
+        ("f = torch.ops.aten.softmax", "torch.ops"),
+        ("from torch import _C", "torch._C"),
+        ("m = __import__('torch')", "__import__"),
+        ("f = getattr(F, name)", "getattr with a computed name"),
+        ("g = (lambda: 0).__globals__", ".__globals__"),
+        ("import mfml_grader.student", "mfml_grader"),
+        ("import ctypes", "ctypes"),
+        ("with torch._C.DisableTorchFunction():\n    pass", "torch._C.DisableTorchFunction"),
+    ])
+    def test_reflection_anywhere_in_the_students_cells_is_found(self, source, what):
+        found = _code(("import torch.nn.functional as F", LOCKED), (source, {})).reflection
+        assert any(what in use for _, _, use in found), found
+
+    def test_the_instructors_locked_cells_and_ordinary_code_are_not_reflection(self):
+        code = _code(("import sys\nprint(sys.modules['torch'])", LOCKED), ("%timeit x = 1\ny = getattr(torch, 'float32')\nz = x.__class__", {}))
+        assert code.reflection == []
 
 
 class TestForbidAtRuntime:

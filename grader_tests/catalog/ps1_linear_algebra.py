@@ -1,6 +1,6 @@
 """What students write for ps1_linear_algebra: mistakes the grader must name, and correct variants."""
 
-from mfml_grader.catalog import Forbidden, Mutant, Variant
+from mfml_grader.catalog import Forbidden, Mutant, Reflective, Variant
 
 MUTANTS = [
     Mutant("l2_norm", "missing square root", '''
@@ -268,12 +268,67 @@ def linear(x, W, b=None):
 '''),
     Forbidden("softmax", "torch.softmax", '''
 def softmax(x, dim=-1):
-    return getattr(torch, "soft" + "max")(x, dim)
+    return torch.softmax(x, dim)
 '''),
     Forbidden("attention", "torch.nn.functional.scaled_dot_product_attention", '''
 from torch.nn.functional import scaled_dot_product_attention as sdpa
 
 def attention(q, k, v, causal=False):
+    return sdpa(q, k, v, is_causal=causal)
+'''),
+]
+
+# Private or reflective access: refused in every exercise (each entry is graded in a notebook of its own).
+REFLECTIVE = [
+    Reflective("softmax", "getattr with a computed name", '''
+def softmax(x, dim=-1):
+    return getattr(torch, "soft" + "max")(x, dim)
+'''),
+    Reflective("softmax", "torch._softmax", '''
+def softmax(x, dim=-1):
+    return torch._softmax(x, dim, False)
+'''),
+    Reflective("softmax", "torch.ops", '''
+def softmax(x, dim=-1):
+    return torch.ops.aten.softmax.int(x, dim)
+'''),
+    Reflective("softmax", "sys.modules", '''
+import sys
+
+def softmax(x, dim=-1):
+    return sys.modules["torch"].softmax(x, dim)
+'''),
+    Reflective("softmax", "__import__", '''
+def softmax(x, dim=-1):
+    return __import__("torch").nn.functional.softmax(x, dim)
+'''),
+    Reflective("softmax", "eval", '''
+def softmax(x, dim=-1):
+    return eval("torch.soft" + "max")(x, dim)
+'''),
+    Reflective("l2_norm", "torch._C", '''
+def l2_norm(x, dim=-1):
+    return torch._C._VariableFunctions.norm(x, dim=dim)
+'''),
+    Reflective("attention", "torch._C.DisableTorchFunction", '''
+def attention(q, k, v, causal=False):
+    with torch._C.DisableTorchFunction():
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+'''),
+    Reflective("softmax", "mfml_grader", '''
+import contextlib
+import mfml_grader.student as adapter
+
+adapter.forbid_at_runtime = lambda *args: contextlib.nullcontext()  # the run-time guard, switched off
+
+def softmax(x, dim=-1):
+    return torch.softmax(x, dim)
+'''),
+    Reflective("attention", "gc", '''
+import gc
+
+def attention(q, k, v, causal=False):
+    sdpa = next(o for o in gc.get_objects() if getattr(o, "__name__", "") == "scaled_dot_product_attention")
     return sdpa(q, k, v, is_causal=causal)
 '''),
 ]

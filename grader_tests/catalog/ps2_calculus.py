@@ -1,6 +1,6 @@
 """What students write for ps2_calculus: mistakes the grader must name, and correct variants."""
 
-from mfml_grader.catalog import Forbidden, Mutant, Variant
+from mfml_grader.catalog import Forbidden, Mutant, Reflective, Variant
 
 MUTANTS = [
     # -- central_difference --------------------------------------------------------------
@@ -344,6 +344,66 @@ def mlp_loss_and_grads(x, targets, params):
              "W1": torch.einsum("nh,nd->hd", dz, x), "b1": dz.sum(0)}
     return loss, grads
 '''),
+    Variant("mlp_loss_and_grads", "layer classes with their own forward and backward methods", '''
+class Linear:
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.W.T + self.b
+
+    def backward(self, dout):
+        return dout @ self.W, dout.T @ self.x, dout.sum(0)
+
+
+class Tanh:
+    def forward(self, z):
+        self.h = torch.tanh(z)
+        return self.h
+
+    def backward(self, dh):
+        return dh * (1 - self.h ** 2)
+
+
+class SoftmaxCrossEntropy:
+    def forward(self, logits, targets):
+        shifted = logits - logits.max(-1, keepdim=True).values
+        logp = shifted - shifted.exp().sum(-1, keepdim=True).log()
+        self.p, self.targets = logp.exp(), targets
+        return -logp[torch.arange(len(targets)), targets].mean()
+
+    def backward(self):
+        d = self.p.clone()
+        d[torch.arange(len(self.targets)), self.targets] -= 1
+        return d / len(self.targets)
+
+
+def mlp_loss_and_grads(x, targets, params):
+    layer1, act, layer2, loss_fn = Linear(params["W1"], params["b1"]), Tanh(), Linear(params["W2"], params["b2"]), SoftmaxCrossEntropy()
+    loss = loss_fn.forward(layer2.forward(act.forward(layer1.forward(x))), targets)
+    dh, dW2, db2 = layer2.backward(loss_fn.backward())
+    _, dW1, db1 = layer1.backward(act.backward(dh))
+    return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+'''),
+    Variant("linear_backward", "a Linear layer class with a backward method", '''
+class Linear:
+    def __init__(self, W):
+        self.W = W
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.W.T
+
+    def backward(self, dout):
+        return dout @ self.W, dout.flatten(0, -2).T @ self.x.flatten(0, -2), dout.flatten(0, -2).sum(0)
+
+
+def linear_backward(dout, x, W):
+    layer = Linear(W)
+    layer.forward(x)
+    return layer.backward(dout)
+'''),
     Variant("relative_error", "torch.maximum and a Python float", '''
 def relative_error(a, b):
     floor = torch.full_like(a, 1e-8)
@@ -394,8 +454,7 @@ def tanh_backward(dout, out):
 def linear_backward(dout, x, W):
     x, W = x.clone().requires_grad_(), W.clone().requires_grad_()
     b = torch.zeros(W.shape[0], dtype=W.dtype, requires_grad=True)
-    grad = getattr(torch.autograd, "gr" + "ad")
-    return grad(x @ W.T + b, (x, W, b), dout)
+    return torch.autograd.grad(x @ W.T + b, (x, W, b), dout)
 '''),
     Forbidden("cross_entropy_backward", "torch.nn.functional.cross_entropy", '''
 def cross_entropy_backward(logits, targets):
@@ -410,5 +469,28 @@ def mlp_loss_and_grads(x, targets, params):
     loss = F.cross_entropy(logits, targets)
     loss.backward()
     return loss.detach(), {k: v.grad for k, v in p.items()}
+'''),
+]
+
+# Private or reflective access: refused in every exercise (each entry is graded in a notebook of its own).
+REFLECTIVE = [
+    Reflective("linear_backward", "getattr with a computed name", '''
+def linear_backward(dout, x, W):
+    x, W = x.clone().requires_grad_(), W.clone().requires_grad_()
+    b = torch.zeros(W.shape[0], dtype=W.dtype, requires_grad=True)
+    grad = getattr(torch.autograd, "gr" + "ad")
+    return grad(x @ W.T + b, (x, W, b), dout)
+'''),
+    Reflective("cubic_and_grad", "_execution_engine", '''
+def cubic_and_grad(x):
+    x = x.clone().requires_grad_()
+    y = (2 * x + 1) ** 3
+    engine = torch.autograd.Variable._execution_engine
+    (grad,) = engine.run_backward((y.sum(),), (torch.ones((), dtype=x.dtype),), False, False, (x,), False, False)
+    return y.detach(), grad
+'''),
+    Reflective("tanh_backward", "torch.ops", '''
+def tanh_backward(dout, out):
+    return torch.ops.aten.tanh_backward(dout, out)
 '''),
 ]

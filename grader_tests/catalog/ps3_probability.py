@@ -1,6 +1,6 @@
 """What students write for ps3_probability: mistakes the grader must name, and correct variants."""
 
-from mfml_grader.catalog import Forbidden, Mutant, Variant
+from mfml_grader.catalog import Forbidden, Mutant, Reflective, Variant
 
 MUTANTS = [
     # -- log_softmax
@@ -307,7 +307,7 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
 '''),
     Forbidden("cross_entropy", "torch.nn.functional.nll_loss", '''
 def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
-    nll = getattr(F, "nll" + "_loss")
+    nll = F.nll_loss
     return nll(log_softmax(logits), targets, ignore_index=ignore_index, reduction=reduction)
 '''),
     Forbidden("kl_divergence", "torch.distributions", '''
@@ -321,5 +321,18 @@ def sample_categorical(logits, temperature=1.0, generator=None):
     if temperature == 0:
         return logits.argmax(-1)
     return torch.distributions.Categorical(logits=logits / temperature).sample()
+'''),
+]
+
+# Private or reflective access: refused in every exercise (each entry is graded in a notebook of its own).
+REFLECTIVE = [
+    Reflective("cross_entropy", "getattr with a computed name", '''
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    nll = getattr(F, "nll" + "_loss")
+    return nll(log_softmax(logits), targets, ignore_index=ignore_index, reduction=reduction)
+'''),
+    Reflective("log_softmax", "torch._log_softmax", '''
+def log_softmax(logits, dim=-1):
+    return torch._log_softmax(logits, dim, False)
 '''),
 ]

@@ -1,6 +1,6 @@
 """What students write for ps4_information_theory: mistakes the grader must name, and correct variants."""
 
-from mfml_grader.catalog import Forbidden, Mutant, Variant
+from mfml_grader.catalog import Forbidden, Mutant, Reflective, Variant
 
 MUTANTS = [
     Mutant("entropy", "0 · log 0 gives nan", '''
@@ -127,7 +127,7 @@ def entropy(probs):
 '''),
     Forbidden("entropy", "torch.special.entr", '''
 def entropy(probs):
-    return getattr(torch.special, "en" + "tr")(probs).sum(-1)
+    return torch.special.entr(probs).sum(-1)
 '''),
     Forbidden("cross_entropy_dist", "torch.nn.functional.kl_div", '''
 def cross_entropy_dist(p, q):
@@ -136,5 +136,13 @@ def cross_entropy_dist(p, q):
     Forbidden("perplexity", "torch.nn.functional.cross_entropy", '''
 def perplexity(logits, targets):
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten()).exp()
+'''),
+]
+
+# Private or reflective access: refused in every exercise (each entry is graded in a notebook of its own).
+REFLECTIVE = [
+    Reflective("entropy", "getattr with a computed name", '''
+def entropy(probs):
+    return getattr(torch.special, "en" + "tr")(probs).sum(-1)
 '''),
 ]

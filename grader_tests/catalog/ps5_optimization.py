@@ -1,6 +1,6 @@
 """What students write for ps5_optimization: mistakes the grader must name, and correct variants."""
 
-from mfml_grader.catalog import Forbidden, Mutant, Variant
+from mfml_grader.catalog import Forbidden, Mutant, Reflective, Variant
 
 MUTANTS = [
     # -- sgd_step --
@@ -311,7 +311,7 @@ def adamw_step(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight
 '''),
     Forbidden("warmup_cosine_lr", "torch.optim.lr_scheduler", '''
 def warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, total_steps):
-    schedulers = getattr(torch.optim, "lr_" + "scheduler")
+    schedulers = torch.optim.lr_scheduler
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=max_lr)
     sched = schedulers.CosineAnnealingLR(opt, T_max=total_steps, eta_min=min_lr)
     for _ in range(step):
@@ -326,5 +326,19 @@ def clip_grad_norm(grads, max_norm):
         p.grad = g.clone()
     total = torch.nn.utils.clip_grad_norm_(params, max_norm)
     return [p.grad for p in params], total
+'''),
+]
+
+# Private or reflective access: refused in every exercise (each entry is graded in a notebook of its own).
+REFLECTIVE = [
+    Reflective("warmup_cosine_lr", "getattr with a computed name", '''
+def warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, total_steps):
+    schedulers = getattr(torch.optim, "lr_" + "scheduler")
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=max_lr)
+    sched = schedulers.CosineAnnealingLR(opt, T_max=total_steps, eta_min=min_lr)
+    for _ in range(step):
+        opt.step()
+        sched.step()
+    return opt.param_groups[0]["lr"]
 '''),
 ]

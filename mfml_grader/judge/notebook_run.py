@@ -21,9 +21,9 @@ import numpy
 import torch
 import torch.nn.functional as F
 
-from ..course import grade_id
 from ..notebook import judged
 from ..student import StudentError
+from ..submission_code import SubmissionCode
 from .outputs import OutputBudget, clean_cell, error_output
 from .session import RemoteStudent, SessionEnded
 
@@ -33,21 +33,7 @@ TRUSTED_MODULES = {"torch": torch, "torch.nn.functional": F, "math": math, "nump
 @dataclass
 class JudgeContext:
     student: RemoteStudent
-    cells: list               # the submission's code cells
-
-    def solution_source(self, function):
-        """The solution cell of `function`, else the last cell that defines it."""
-        for cell in self.cells:
-            if grade_id(cell) == function:
-                return cell.source
-        for cell in reversed(self.cells):
-            with contextlib.suppress(SyntaxError):
-                if any(isinstance(n, ast.FunctionDef) and n.name == function for n in ast.parse(cell.source).body):
-                    return cell.source
-        return None
-
-    def sources(self):
-        return [cell.source for cell in self.cells]
+    code: SubmissionCode      # the submission's code cells, parsed for the static checks
 
 
 def is_test_cell(cell):
@@ -63,7 +49,7 @@ def run_notebook(nb, judge, files, log):
                 log.warning("a cell of the submission was changed: %s", note)
     session = judge.session(files)
     student = RemoteStudent(session, call_seconds=limits.cell_seconds)
-    context = JudgeContext(student, [c for c in nb.cells if c.cell_type == "code"])
+    context = JudgeContext(student, SubmissionCode.from_cells([c for c in nb.cells if c.cell_type == "code"]))
     budget = OutputBudget(limits.output_chars, limits.notebook_output_chars)
     count = 0
     try:

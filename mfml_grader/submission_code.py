@@ -1,0 +1,97 @@
+"""The code of one submission, parsed once, and the two static checks run over it in the trusted process.
+
+- Reflection (`reflection.py`): private or reflective access anywhere in the student's cells
+  refuses every exercise.
+- Forbidden APIs (`forbidden.py`): an exercise's own list, over the code its function can run
+  (its solution cell and the helpers it names in other cells), not over experiments elsewhere.
+
+The student's cells are the solution cells and any cell without nbgrader's lock; locked cells and
+test cells are the instructor's (nbgrader restores them from the gradebook), so only their imports
+count (what `F` means).
+"""
+
+import ast
+import contextlib
+import functools
+from dataclasses import dataclass, field
+
+from IPython.core.inputtransformer2 import TransformerManager
+
+from . import reflection
+from .course import grade_id
+from .forbidden import defined_methods, find_forbidden, import_aliases, reachable
+
+_transform = TransformerManager().transform_cell
+
+
+def parse(source):
+    """The syntax tree of a cell as IPython runs it (magics become calls), or None if it does not parse."""
+    with contextlib.suppress(SyntaxError, ValueError):
+        return ast.parse(_transform(source))
+    return None
+
+
+def is_student_cell(cell):
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("solution")) or not (meta.get("locked") or meta.get("grade"))
+
+
+@dataclass
+class SubmissionCode:
+    """{label: syntax tree} of the student's cells (a solution cell is labelled by its grade id), and the aliases of all cells."""
+
+    trees: dict
+    aliases: dict = field(default_factory=dict)
+    check_reflection: bool = True
+    unparsed: dict = field(default_factory=dict)    # label -> SyntaxError message, for solution cells
+
+    @classmethod
+    def from_cells(cls, cells):
+        """From a notebook's code cells (what the grader runs)."""
+        trees, unparsed, aliases = {}, {}, {"torch": "torch"}
+        for number, cell in enumerate(cells, 1):
+            tree = parse(cell.source)
+            if tree is not None:
+                aliases.update(import_aliases(tree))
+            if not is_student_cell(cell):
+                continue
+            label = grade_id(cell) or f"cell {number}"
+            if tree is not None:
+                trees[label] = tree
+            elif grade_id(cell):
+                try:
+                    ast.parse(_transform(cell.source))
+                except SyntaxError as error:
+                    unparsed[label] = str(error)
+        return cls(trees, aliases, True, unparsed)
+
+    @classmethod
+    def from_history(cls, sources, function):
+        """From a kernel's history (an instructor running a notebook): the last cell defining `function` is its solution."""
+        trees, aliases = {}, {"torch": "torch"}
+        for number, source in enumerate(sources, 1):
+            tree = parse(source)
+            if tree is None:
+                continue
+            aliases.update(import_aliases(tree))
+            defines = any(isinstance(n, ast.FunctionDef) and n.name == function for n in tree.body)
+            trees[function if defines else f"cell {number}"] = tree
+        return cls(trees, aliases, check_reflection=False)
+
+    @functools.cached_property
+    def reflection(self):
+        """[(label, line, what)] of private or reflective access in the student's cells."""
+        if not self.check_reflection:
+            return []
+        return [(label, line, what) for label, tree in self.trees.items() for line, what in reflection.find_reflection(tree, self.aliases)]
+
+    def forbidden_uses(self, function, forbidden, skip=()):
+        """[(line, what)] of the exercise's forbidden APIs in what `function` can run, or None without a solution cell."""
+        if function not in self.trees:
+            return None
+        own_methods = defined_methods(self.trees.values())
+        found = []
+        for tree in reachable(function, self.trees, skip):
+            module = tree if isinstance(tree, ast.Module) else ast.Module(body=[tree], type_ignores=[])
+            found += find_forbidden(module, forbidden, own_methods=own_methods, aliases=self.aliases)
+        return sorted(set(found))
