@@ -2,6 +2,7 @@
 
 import os
 
+from mfml_grader import intake
 from mfml_grader.gradebook import tune_sqlite
 
 c = get_config()  # noqa: F821 - provided by nbgrader
@@ -57,6 +58,15 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.OverwriteCells",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+
+# A submission is read without following links (no link, FIFO or device is read; the feedback names
+# what was refused), and its time comes from the exchange, not from the student's timestamp.txt
+# (mfml_grader/intake.py).
+intake.install()
+c.ExchangeFactory.collect = "mfml_grader.intake.TrustedCollect"
+
+# Student HTML is sanitised when grading (mfml_grader/judge/outputs.py); the HTML exports sanitise too.
+c.HTMLExporter.sanitize_html = True
 
 # Late policy: 10 % of the earned score per started day late (mfml_grader/late.py).
 c.AssignLatePenalties.plugin_class = "mfml_grader.late.PercentPerDay"

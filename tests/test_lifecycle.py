@@ -1,13 +1,16 @@
 """The whole exchange life cycle with nbgrader's filesystem exchange, in a folder the test owns:
 release_assignment -> fetch_assignment (as students) -> submit -> collect -> autograde ->
 generate_feedback -> release_feedback -> fetch_feedback; one submission late under the course's
-late policy (10 % of the earned score per started day, mfml_grader/late.py).
+late policy (10 % of the earned score per started day, mfml_grader/late.py). The submission time is
+the exchange's (mfml_grader/intake.py): a student who forges the time in the folder name and in
+timestamp.txt, or deletes timestamp.txt, changes nothing.
 """
 
 import csv
 import datetime
 import os
 import subprocess
+import time
 
 import nbformat
 import pytest
@@ -35,26 +38,33 @@ def lifecycle(tmp_path_factory):
     instructor = Course.copy_of_repo(base / "course")
     exchange = instructor.root / "exchange"
     exchange.mkdir(mode=0o777)
-    due = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
     instructor.nbgrader("generate_assignment", A)
-    instructor.nbgrader("db", "assignment", "add", A, f"--duedate={due:%Y-%m-%d %H:%M:%S} UTC")
     instructor.nbgrader("release_assignment", A)
+    inbound = exchange / COURSE / "inbound"
 
     for student in ("alice", "bob"):
+        if student == "bob":  # the due date passes between alice's submission and bob's
+            time.sleep(1.1)
+            due = datetime.datetime.now(datetime.timezone.utc)
+            instructor.nbgrader("db", "assignment", "add", A, f"--duedate={due:%Y-%m-%d %H:%M:%S.%f} UTC")
+            time.sleep(1.1)
         home = base / student
         home.mkdir()
         student_nbgrader(home, exchange, "fetch_assignment", A)
         path = home / A / f"{A}.ipynb"
         nbformat.write(submissions.fill(nbformat.read(path, as_version=4), instructor.solutions(A)), path)
         student_nbgrader(home, exchange, "submit", A, f"--student={student}")
+        if student == "alice":  # alice deletes her timestamp.txt (before the due date)
+            (alices,) = [p for p in inbound.iterdir() if p.name.startswith("alice+")]
+            (alices / "timestamp.txt").unlink()
 
-    # bob submitted 2.5 days after the due date (the exchange records time in the folder name)
-    inbound = exchange / COURSE / "inbound"
+    # bob claims to have submitted a day before the due date, in the folder name and in timestamp.txt
     (bobs,) = [p for p in inbound.iterdir() if p.name.startswith("bob+")]
-    late = (due + 2.5 * DAY).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    early = (due - DAY).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
     name = bobs.name.split("+")
-    os.rename(bobs, inbound / "+".join([name[0], name[1], late, *name[3:]]))
-    (inbound / "+".join([name[0], name[1], late, *name[3:]]) / "timestamp.txt").write_text(late)
+    forged = inbound / "+".join([name[0], name[1], early, *name[3:]])
+    os.rename(bobs, forged)
+    (forged / "timestamp.txt").write_text(early)
 
     instructor.nbgrader("collect", A)
     instructor.nbgrader("autograde", A)
@@ -72,20 +82,20 @@ def test_collected_submissions_are_graded(lifecycle):
         assert scores and all(s == m for s, m in scores.values()), f"{student}: {scores}"
 
 
-def test_late_policy_takes_ten_percent_per_started_day(lifecycle):
+def test_late_policy_takes_ten_percent_per_started_day_by_the_exchanges_clock(lifecycle):
     from nbgrader.api import Gradebook
 
     _, instructor = lifecycle
     with Gradebook(f"sqlite:///{instructor.root / 'gradebook.db'}") as gradebook:
         alice, bob = (gradebook.find_submission(A, s) for s in ("alice", "bob"))
         assert alice.late_submission_penalty == 0 and alice.score == alice.max_score
-        assert bob.total_seconds_late > 2 * 86400
-        assert bob.late_submission_penalty == pytest.approx(0.3 * bob.max_score)
-        assert bob.score - bob.late_submission_penalty == pytest.approx(0.7 * bob.max_score)
+        assert 0 < bob.total_seconds_late < 600, "the exchange's time, not the forged one"
+        assert bob.late_submission_penalty == pytest.approx(0.1 * bob.max_score)
+        assert bob.score - bob.late_submission_penalty == pytest.approx(0.9 * bob.max_score)
     instructor.nbgrader("export", f"--CsvExportPlugin.to={instructor.root / 'grades.csv'}")
     rows = {r["student_id"]: r for r in csv.DictReader(open(instructor.root / "grades.csv"))}
-    assert float(rows["bob"]["late_submission_penalty"]) == pytest.approx(2.1)
-    assert float(rows["bob"]["score"]) == pytest.approx(4.9) and float(rows["alice"]["score"]) == 7
+    assert float(rows["bob"]["late_submission_penalty"]) == pytest.approx(0.7)
+    assert float(rows["bob"]["score"]) == pytest.approx(6.3) and float(rows["alice"]["score"]) == 7
 
 
 def test_students_fetch_their_feedback(lifecycle):

@@ -216,13 +216,19 @@ def _db_url(root):
 
 
 def _failure_reason(root, assignment, student):
+    from .. import intake
+
     folder = root / "submitted" / student / assignment
     expected = folder / f"{assignment}.ipynb"
-    if not expected.exists():
+    if not expected.is_symlink() and not expected.exists():
         found = sorted(p.name for p in folder.glob("*.ipynb"))
         return f"no {assignment}.ipynb in the submission (found: {', '.join(found) or 'no notebook'}); submit the notebook under its original name"
     try:
-        nbformat.read(expected, as_version=4)
+        text = intake.read_regular(expected)
+    except (OSError, ValueError) as error:
+        return f"{assignment}.ipynb was not read: {error}; submit the notebook itself"
+    try:
+        nbformat.reads(text.decode(), as_version=4)
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same treatment
         return f"{assignment}.ipynb is not a readable notebook ({type(error).__name__}: {str(error)[:200]})"
     return "the grader could not process this notebook (its cell structure or metadata is broken); see the grading log"

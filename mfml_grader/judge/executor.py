@@ -14,10 +14,10 @@ import os
 import time
 from pathlib import Path
 
+from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Float, Integer
 
-MAX_FILES_BYTES = 32 * 2**20
 _judge = None
 
 
@@ -65,23 +65,35 @@ class SandboxedExecute(NbGraderPreprocessor):
 
         folder = Path(resources.get("metadata", {}).get("path") or ".")
         judge = judge_for(self)  # started once per grading process: not part of the notebook's time
+        files, note = _support_files(folder, CourseDirectory(config=self.config).ignore)
+        if note:
+            import nbformat
+
+            self.log.warning("%s", note)
+            nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
         started = time.monotonic()
         try:
-            run_notebook(nb, judge, _support_files(folder), self.log)
+            run_notebook(nb, judge, files, self.log)
         finally:
             names = resources.get("nbgrader", {})
             mark_progress(names.get("assignment", "?"), names.get("student", "?"), time.monotonic() - started)
         return nb, resources
 
 
-def _support_files(folder):
-    """The assignment's other files (data the notebook reads), copied into the sandbox."""
-    files, total = {}, 0
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix != ".ipynb" and ".ipynb_checkpoints" not in path.parts:
-            size = path.stat().st_size
-            if total + size > MAX_FILES_BYTES:
-                break
-            files[str(path.relative_to(folder))] = path.read_bytes()
-            total += size
-    return files
+def _support_files(folder, ignore):
+    """The assignment's other files (data the notebook reads), for the sandbox: regular files only.
+
+    Returns ({relative path: bytes}, note for the student or ''): links, devices, FIFOs and
+    oversized files are refused (mfml_grader/intake.py), and the notebook says so.
+    """
+    from .. import intake
+
+    names, refused = intake.scan(folder, [*ignore, "*.ipynb", "timestamp.txt"])
+    files = {}
+    for relative in names:
+        try:
+            files[relative] = intake.read_regular(folder / relative)
+        except (OSError, ValueError) as error:
+            refused.append((relative, str(error)))
+    note = f"**The grader did not read these files of the submission:** {intake.refusal_notes(refused)}." if refused else ""
+    return files, note

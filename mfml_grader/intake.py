@@ -1,0 +1,178 @@
+"""Reading a student's submission folder: regular files inside it only, with size caps, and a trusted time.
+
+nbgrader reads a submission with `shutil.copy`, `glob` and `open`, which follow symbolic links: a
+link beside (or instead of) the notebook would copy the hidden tests, the gradebook or another
+student's notebook into the student's sandbox, a link to /dev/urandom would fill the disk, a FIFO
+would hang the grader. Here nothing is followed: links, devices, FIFOs and sockets are refused
+(with a reason the student reads in the feedback), every file is opened with O_NOFOLLOW and read
+up to a cap. `SafeAutograde` makes nbgrader's autograde read through this, and `TrustedCollect`
+makes nbgrader's collect copy through this and record the submission time from the exchange
+itself (the kernel's change time of what the student uploaded), never from `timestamp.txt`,
+which the student writes.
+"""
+
+import datetime
+import fnmatch
+import os
+import stat
+from pathlib import Path
+
+from nbgrader.converters import Autograde
+from nbgrader.converters.base import BaseConverter
+from nbgrader.exchange.default.collect import ExchangeCollect
+
+MAX_FILE_BYTES = 32 * 2**20
+MAX_TOTAL_BYTES = 64 * 2**20
+MAX_ENTRIES = 1000
+
+
+def _kind(mode):
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def scan(folder, ignore=()):
+    """({relative path: size} of the regular files to read, [(relative path, reason)] refused).
+
+    Walks without following links; `ignore` are nbgrader's ignore globs (checkpoints, caches).
+    """
+    folder = Path(folder)
+    files, refused, total, seen = {}, [], 0, 0
+    todo = [Path()]
+    while todo:
+        relative = todo.pop()
+        try:
+            entries = sorted(os.scandir(folder / relative), key=lambda e: e.name)
+        except OSError as error:
+            refused.append((str(relative), f"cannot be read ({error.strerror})"))
+            continue
+        for entry in entries:
+            path = relative / entry.name
+            if any(fnmatch.fnmatch(entry.name, pattern) for pattern in ignore):
+                continue
+            seen += 1
+            if seen > MAX_ENTRIES:
+                refused.append((str(path), f"over {MAX_ENTRIES} files: the rest of the folder was not read"))
+                return files, refused
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISDIR(mode):
+                todo.append(path)
+            elif not stat.S_ISREG(mode):
+                refused.append((str(path), f"is {_kind(mode)}"))
+            else:
+                size = entry.stat(follow_symlinks=False).st_size
+                if size > MAX_FILE_BYTES or total + size > MAX_TOTAL_BYTES:
+                    refused.append((str(path), f"is too large ({size} bytes; at most {MAX_FILE_BYTES} per file, {MAX_TOTAL_BYTES} in all)"))
+                else:
+                    files[str(path)] = size
+                    total += size
+    return files, refused
+
+
+def read_regular(path, limit=MAX_FILE_BYTES):
+    """The bytes of a regular file, opened without following a link, at most `limit` (ValueError otherwise)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path} is {_kind(info.st_mode)}")
+        if info.st_size > limit:
+            raise ValueError(f"{path} is too large ({info.st_size} bytes)")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(limit + 1)[:limit]
+    finally:
+        os.close(fd)
+
+
+def safe_copy(source, destination, ignore=()):
+    """Copy the regular files of `source` into `destination`; returns what was refused, as (path, reason)."""
+    files, refused = scan(source, ignore)
+    for relative in files:
+        target = Path(destination) / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            data = read_regular(Path(source) / relative)
+        except (OSError, ValueError) as error:
+            refused.append((relative, str(error)))
+            continue
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        target.write_bytes(data)
+    return refused
+
+
+def refusal_notes(refused):
+    return "; ".join(f"`{path}` {reason}" for path, reason in refused)
+
+
+def trusted_time(folder):
+    """When the student last changed `folder` (UTC): the latest change time of anything in it.
+
+    A change time is set by the kernel and cannot be moved back, so a submission cannot claim to be
+    earlier than it was.
+    """
+    latest = os.lstat(folder).st_ctime
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            latest = max(latest, os.lstat(os.path.join(dirpath, name)).st_ctime)
+    return datetime.datetime.fromtimestamp(latest, datetime.timezone.utc)
+
+
+class _SafeCopy(BaseConverter):
+    """nbgrader's copying of a submission's other files, reading only regular files (see `safe_copy`)."""
+
+    def init_assignment(self, assignment_id, student_id):
+        source = self._format_source(assignment_id, student_id)
+        refused = safe_copy(source, self._format_dest(assignment_id, student_id), [*self.coursedir.ignore, "*.ipynb"])
+        if refused:  # the executor tells the student (SandboxedExecute)
+            self.log.warning("%s/%s: refused %s", student_id, assignment_id, refusal_notes(refused))
+
+
+class SafeAutograde(Autograde, _SafeCopy):
+    """nbgrader's Autograde, reading a submission only through `intake` (no link, FIFO or device is followed).
+
+    `Autograde.init_assignment` calls `super(Autograde, self).init_assignment`, which this class's
+    order of bases makes `_SafeCopy.init_assignment`. A notebook that is not a regular file is not
+    graded (nbgrader then reports no notebook, and the batch records 0 with the reason).
+    """
+
+    def init_notebooks(self):
+        super().init_notebooks()
+        self.notebooks = [path for path in self.notebooks if stat.S_ISREG(os.lstat(path).st_mode)]
+
+
+def install():
+    """Make nbgrader's autograde commands and API use SafeAutograde (called from nbgrader_config.py)."""
+    import nbgrader.apps.api
+    import nbgrader.apps.autogradeapp
+
+    nbgrader.apps.api.Autograde = SafeAutograde
+    nbgrader.apps.autogradeapp.Autograde = SafeAutograde
+
+
+class TrustedCollect(ExchangeCollect):
+    """nbgrader's collect, with the submission time taken from the exchange and a copy that follows no link.
+
+    The time in an inbound folder's name and its `timestamp.txt` are written by the student's side;
+    here both are replaced by `trusted_time` of the folder, which decides which submission counts and
+    how late it is.
+    """
+
+    def _path_to_record(self, path):
+        record = super()._path_to_record(path)
+        record["timestamp"] = trusted_time(os.path.join(self.inbound_path, record["filename"]))
+        return record
+
+    def do_copy(self, src, dest, log=None):
+        refused = safe_copy(src, dest, [*self.coursedir.ignore, "timestamp.txt"])
+        for path, reason in refused:
+            self.log.warning("%s: refused %s: %s", src, path, reason)
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        (Path(dest) / "timestamp.txt").write_text(trusted_time(src).strftime("%Y-%m-%d %H:%M:%S.%f %Z"))
