@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 
 from nbgrader.converters import Autograde
-from nbgrader.converters.base import BaseConverter
+from nbgrader.converters.base import BaseConverter, NbGraderException
 from nbgrader.exchange.default.collect import ExchangeCollect
 
 MAX_FILE_BYTES = 32 * 2**20
@@ -145,7 +145,15 @@ class SafeAutograde(Autograde, _SafeCopy):
 
     def init_notebooks(self):
         super().init_notebooks()
-        self.notebooks = [path for path in self.notebooks if stat.S_ISREG(os.lstat(path).st_mode)]
+        for assignment, notebooks in list(self.assignments.items()):
+            regular = [path for path in notebooks if stat.S_ISREG(os.lstat(path).st_mode)]
+            if regular:
+                self.assignments[assignment] = regular
+            else:
+                del self.assignments[assignment]
+                self.log.error("%s: no notebook that is a regular file (a link is not read)", assignment)
+        if not self.assignments:
+            raise NbGraderException("no notebook to grade that is a regular file")
 
 
 def install():

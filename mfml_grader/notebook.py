@@ -11,8 +11,10 @@ credit as the cell's first result (nbgrader scores a test cell by its first erro
 a visible test failing afterwards cannot hide the report or cancel the partial credit.
 
 Under the course's grader (judge/), the cell runs in the trusted grading process and student code
-in a sandbox: `judged` holds that submission's context. Under a plain kernel (stock nbgrader, or an
-instructor running the source notebook), the student's namespace is this kernel's.
+in a sandbox: `judged` holds that submission's context, and the checks run in a copy of the
+submission made at this point, after the notebook has finished (the report and score are then put
+first in the cell's outputs). Under a plain kernel (stock nbgrader, or an instructor running the
+source notebook), the student's namespace is this kernel's and the checks run at once.
 """
 
 import contextvars
@@ -28,13 +30,13 @@ judged = contextvars.ContextVar("judged", default=None)
 def grade(assignment, function, points):
     """Run the hidden checks of `function`, print the report, publish the score as the cell's result."""
     context = judged.get()
-    if context is not None:
-        report = run_exercise(assignment, function, context.student, context.code)
-    else:
-        from IPython import get_ipython
+    if context is not None:  # the course's grader: checked in a copy of the submission, after the notebook
+        context.defer(assignment, function, points)
+        return
+    from IPython import get_ipython
 
-        shell = get_ipython()
-        history = [source for source in shell.user_ns.get("In", []) if source]
-        report = run_exercise(assignment, function, InProcessStudent(shell.user_ns), SubmissionCode.from_history(history, function))
+    shell = get_ipython()
+    history = [source for source in shell.user_ns.get("In", []) if source]
+    report = run_exercise(assignment, function, InProcessStudent(shell.user_ns), SubmissionCode.from_history(history, function))
     print(report.text(points))
     sys.displayhook(report.points(points))

@@ -89,9 +89,9 @@ class InProcessStudent:
         """Call the student's `name(*args, **kwargs)`; return its result as plain data, and the arguments.
 
         `forbidden` APIs are refused while it runs; `substitutes` maps a helper name to reference
-        source code that stands in for the student's own helper during the call, so that each
-        exercise is graded on its own (attention with the course's softmax, not a buggy one).
-        Here the arguments are the very objects passed in (changed in place, if the student did).
+        source code (or a function) that stands in for the student's own helper during the call,
+        so that each exercise is graded on its own (attention with the course's softmax, not a
+        buggy one). Here the arguments are the very objects passed in (changed in place, if the student did).
         """
         args, kwargs = tuple(args), kwargs or {}
         function = self.namespace.get(name)
@@ -114,8 +114,11 @@ class InProcessStudent:
     def _substituted(self, substitutes):
         # One scope for all stand-ins: they call each other, or else the student's own helpers.
         scope = {**self.namespace, "torch": torch, "F": F, "math": math}
-        for helper, source in substitutes.items():
-            exec(_compiled(helper, source), scope)  # trusted course code
+        for helper, stand_in in substitutes.items():
+            if callable(stand_in):  # already a function (in the sandbox: a call back to the grader)
+                scope[helper] = stand_in
+            else:
+                exec(_compiled(helper, stand_in), scope)  # trusted course code
         saved = {}
         for helper in substitutes:
             saved[helper] = self.namespace.get(helper, _MISSING)

@@ -239,6 +239,7 @@ def record_failure(root, assignment, student, reason):
     from nbgrader.api import Gradebook
 
     with Gradebook(_db_url(root)) as gradebook:
+        gradebook.update_or_create_student(student)  # nbgrader may have stopped before it made the student
         submission = gradebook.update_or_create_submission(assignment, student)
         for notebook in submission.notebooks:
             for grade in notebook.grades:

@@ -60,12 +60,15 @@ class SandboxedExecute(NbGraderPreprocessor):
     require_sandbox = Bool(False, help="Refuse to grade when bubblewrap cannot run.").tag(config=True)
 
     def preprocess(self, nb, resources):
+        """Run `nb` (nbgrader's autograde phase reads it from autograded/; its files come from submitted/)."""
         from .batch import mark_progress
         from .notebook_run import run_notebook
 
-        folder = Path(resources.get("metadata", {}).get("path") or ".")
         judge = judge_for(self)  # started once per grading process: not part of the notebook's time
-        files, note = _support_files(folder, CourseDirectory(config=self.config).ignore)
+        coursedir = CourseDirectory(config=self.config)
+        names = resources.get("nbgrader", {})
+        folder = Path(coursedir.format_path(coursedir.submitted_directory, names.get("student", "?"), names.get("assignment", "?")))
+        files, note = _support_files(folder, coursedir.ignore)
         if note:
             import nbformat
 

@@ -14,7 +14,7 @@ import math
 import sys
 import traceback
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nbformat
 import numpy
@@ -23,22 +23,54 @@ import torch.nn.functional as F
 
 from ..notebook import judged
 from ..student import StudentError
-from ..submission_code import SubmissionCode
+from ..runner import Report, run_exercise
+from ..submission_code import SubmissionCode, parse
 from .outputs import OutputBudget, clean_cell, error_output
-from .session import RemoteStudent, SessionEnded
+from .session import RemoteStudent, Session, SessionEnded
 
 TRUSTED_MODULES = {"torch": torch, "torch.nn.functional": F, "math": math, "numpy": numpy}
 
 
 @dataclass
+class Pending:
+    """A test cell's hidden checks, waiting for the notebook to finish: they run in `snapshot`."""
+
+    cell: object
+    assignment: str
+    function: str
+    points: float
+    snapshot: object          # the Session of the copy made at the test cell, or why there is none
+
+
+@dataclass
 class JudgeContext:
-    student: RemoteStudent
+    student: RemoteStudent    # the submission's own process (cells and visible tests)
     code: SubmissionCode      # the submission's code cells, parsed for the static checks
+    support: list             # syntax trees of the instructor's locked cells (for the course's helpers)
+    cell: object = None       # the test cell being run
+    pending: list = field(default_factory=list)
+
+    def defer(self, assignment, function, points):
+        """`grade()` of a hidden block: copy the submission as it is now; its checks run after the notebook.
+
+        So nothing student code sees during the hidden checks (inputs, the course's helpers' results)
+        can reach a cell's output: the notebook's own process has ended before the first check.
+        """
+        try:
+            snapshot = self.student.session.snapshot()
+        except SessionEnded as ended:
+            snapshot = ended.reason
+        self.pending.append(Pending(self.cell, assignment, function, points, snapshot))
 
 
 def is_test_cell(cell):
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def is_locked_cell(cell):
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("locked")) and not meta.get("solution")
 
 
 def run_notebook(nb, judge, files, log):
@@ -47,9 +79,10 @@ def run_notebook(nb, judge, files, log):
         if not is_test_cell(cell):
             for note in clean_cell(cell, limits.cell_source_chars):
                 log.warning("a cell of the submission was changed: %s", note)
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    support = [tree for c in code_cells if is_locked_cell(c) and not is_test_cell(c) and (tree := parse(c.source)) is not None]
     session = judge.session(files)
-    student = RemoteStudent(session, call_seconds=limits.cell_seconds)
-    context = JudgeContext(student, SubmissionCode.from_cells([c for c in nb.cells if c.cell_type == "code"]))
+    context = JudgeContext(RemoteStudent(session, call_seconds=limits.cell_seconds), SubmissionCode.from_cells(code_cells), support)
     budget = OutputBudget(limits.output_chars, limits.notebook_output_chars)
     count = 0
     try:
@@ -58,15 +91,31 @@ def run_notebook(nb, judge, files, log):
                 continue
             count += 1
             if is_test_cell(cell):
+                context.cell = cell
                 cell.outputs = run_test_cell(cell.source, context)
                 cell.execution_count = count
             else:
                 outputs, cell.execution_count = _run_student_cell(session, cell.source, count)
                 cell.outputs = budget.keep(outputs)
-    finally:
         if session.ended:
             log.warning("submission process ended early: %s", session.ended)
         session.close("finished")
+        for pending in context.pending:
+            pending.cell.outputs[0:0] = _hidden_checks(pending, context, limits)
+    finally:
+        session.release()
+
+
+def _hidden_checks(pending, context, limits):
+    """The report and score of one test cell's hidden checks, run in its snapshot."""
+    if isinstance(pending.snapshot, Session):
+        student = RemoteStudent(pending.snapshot, call_seconds=limits.cell_seconds, support=context.support)
+        report = run_exercise(pending.assignment, pending.function, student, context.code)
+        pending.snapshot.close("checked")
+    else:
+        report = Report(pending.function, refusal=pending.snapshot)
+    return [nbformat.v4.new_output("stream", name="stdout", text=report.text(pending.points) + "\n"),
+            nbformat.v4.new_output("execute_result", data={"text/plain": repr(report.points(pending.points))}, execution_count=None)]
 
 
 def _run_student_cell(session, source, count):

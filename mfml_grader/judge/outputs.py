@@ -15,6 +15,7 @@ before it lands in the autograded notebook (which feedback and formgrader render
 """
 
 import re
+from html import escape as html_escape
 from html.parser import HTMLParser
 
 import bleach
@@ -90,7 +91,10 @@ def sanitise_markdown(source):
     """Markdown unchanged when what it renders is inert; otherwise its rendering, sanitised (HTML is valid Markdown)."""
     from nbconvert.filters.markdown import markdown2html
 
-    html = markdown2html(source)
+    try:
+        html = markdown2html(source)
+    except Exception:  # noqa: BLE001 - Markdown the renderer cannot read is shown as plain text
+        return "<pre>" + html_escape(source) + "</pre>"
     return source if is_inert(html) else sanitise_html(html)
 
 
@@ -186,8 +190,8 @@ def clean_cell(cell, max_source_chars):
         cell.source = sanitise_markdown(cell.source)
     elif cell.cell_type == "raw":
         cell.source = sanitise_html(cell.source)
-        if notes:
-            cell.source += f"\n\n*[grader: {'; '.join(notes)}]*"
+    if notes and cell.cell_type != "code":
+        cell.source += f"\n\n*[grader: {'; '.join(notes)}]*"
     return notes
 
 

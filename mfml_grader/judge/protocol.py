@@ -11,6 +11,7 @@ trusted side only: a `SourceFunction` (as its source) and a `torch.Generator` (a
 
 import json
 import math
+import socket
 import struct
 import time
 
@@ -149,12 +150,20 @@ def pack(message, value=None):
     return HEADER.pack(len(data), len(payload)) + data + payload
 
 
-def send(sock, message, value=None):
-    sock.sendall(pack(message, value))
+def send(sock, message, value=None, fds=()):
+    """Send one frame; `fds` travel with its first bytes (SCM_RIGHTS)."""
+    frame = pack(message, value)
+    if fds:
+        sent = socket.send_fds(sock, [frame], list(fds))
+        frame = frame[sent:]
+    sock.sendall(frame)
 
 
-def _recv_exactly(sock, n, deadline):
-    """n bytes, read before `deadline` (time.monotonic()): a reply trickling in still times out."""
+def _recv_exactly(sock, n, deadline, fds=None):
+    """n bytes, read before `deadline` (time.monotonic()): a reply trickling in still times out.
+
+    File descriptors passed along (SCM_RIGHTS) are appended to `fds` when given, else closed.
+    """
     data = bytearray()
     while len(data) < n:
         if deadline is not None:
@@ -162,20 +171,24 @@ def _recv_exactly(sock, n, deadline):
             if left <= 0:
                 raise TimeoutError("no complete answer in time")
             sock.settimeout(left)
-        chunk = sock.recv(min(n - len(data), 4 * 2**20))
+        if fds is None:
+            chunk = sock.recv(min(n - len(data), 4 * 2**20))
+        else:
+            chunk, received, _, _ = socket.recv_fds(sock, min(n - len(data), 4 * 2**20), 4)
+            fds += received
         if not chunk:
             raise EOFError("the other side closed the connection")
         data += chunk
     return bytes(data)
 
 
-def receive(sock, allow_code=False, deadline=None):
+def receive(sock, allow_code=False, deadline=None, fds=None):
     """(message dict, decoded value), read completely before `deadline`. Refuses oversized frames.
 
     TimeoutError when no frame has begun by the deadline; a frame begun but not finished by then
     is refused (ProtocolError): the stream cannot be trusted to line up again.
     """
-    first = _recv_exactly(sock, 1, deadline)
+    first = _recv_exactly(sock, 1, deadline, fds)
     try:
         header_length, payload_length = HEADER.unpack(first + _recv_exactly(sock, HEADER.size - 1, deadline))
         if header_length > MAX_HEADER_BYTES or payload_length > MAX_FRAME_BYTES:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..student import Returned, StudentError
 from . import protocol, uids
+from .helpers import StandIns
 from .sandbox import start_worker
 
 DEFAULT_LIMITS = {
@@ -85,13 +86,25 @@ class Judge:
             session.request({"op": "files"}, {path: _bytes_tensor(data) for path, data in files.items()}, timeout=60)
         return session
 
-    def interrupt(self, pid):
-        socket.send_fds(self.control, [json.dumps({"op": "interrupt", "pid": pid}).encode()], [])
-        self.control.recv(65536)
+    def _control(self, message):
+        socket.send_fds(self.control, [json.dumps(message).encode()], [])
+        return json.loads(self.control.recv(65536) or b"{}")
 
-    def end(self, pid):
-        socket.send_fds(self.control, [json.dumps({"op": "end", "pid": pid}).encode()], [])
-        return json.loads(self.control.recv(65536))["status"]
+    def interrupt(self, pid):
+        """SIGINT to a process of a submission (the zygote refuses any other)."""
+        self._control({"op": "interrupt", "pid": pid})
+
+    def kill(self, pid):
+        """SIGKILL to a process of a submission (a snapshot whose checks are done)."""
+        self._control({"op": "kill", "pid": pid})
+
+    def end(self, pid, keep=()):
+        """End a submission's process and all it started, except the processes in `keep` (its snapshots)."""
+        return self._control({"op": "end", "pid": pid, "keep": list(keep)}).get("status", "gone")
+
+    def release(self, pid):
+        """End every process left of the submission that `pid` started (its snapshots), and clean its scratch."""
+        self._control({"op": "release", "pid": pid})
 
     def close(self):
         for closing in (self.control.close, self.process.kill, self.process.wait, *([self.uids.close] if self.uids else [])):
@@ -108,23 +121,29 @@ def _bytes_tensor(data):
 
 
 class Session:
-    """One submission's process. Every request has a deadline; past it, the process is killed."""
+    """One process of a submission. Every request has a deadline; past it, the process is killed.
 
-    def __init__(self, judge, sock, pid):
-        self.judge, self.sock, self.pid = judge, sock, pid
-        self.started = time.monotonic()
+    The submission's own process runs its cells; `snapshot()` forks a copy of it as it is at that
+    moment, a Session of its own, in which the hidden checks run once the notebook has finished.
+    """
+
+    def __init__(self, judge, sock, pid, started=None, parent=None):
+        self.judge, self.sock, self.pid, self.parent = judge, sock, pid, parent
+        self.started = time.monotonic() if started is None else started
         self.ended = None            # the reason, once the process is gone
         self.requests = 0
+        self.snapshots = []          # copies made by snapshot(): they outlive this process until released
 
     def remaining(self):
         return self.judge.limits.notebook_seconds - (time.monotonic() - self.started)
 
-    def request(self, message, value=None, timeout=None):
+    def request(self, message, value=None, timeout=None, serve=None, fds=()):
         """Send one request and return (reply, value); raises SessionEnded if the process is gone.
 
         Past the deadline the process is interrupted (KeyboardInterrupt in the student's code) and
         given INTERRUPT_GRACE seconds to answer; the reply then carries `timed_out`. A process that
-        does not answer is killed.
+        does not answer is killed. While the request runs, the process may call back the course's
+        helpers: `serve(reply, value, seconds left)` answers each such request.
         """
         if self.ended:
             raise SessionEnded(self.ended)
@@ -139,21 +158,30 @@ class Session:
         try:
             self.sock.settimeout(budget)
             try:
+                if fds:
+                    frame = frame[socket.send_fds(self.sock, [frame], list(fds)):]
                 self.sock.sendall(frame)
             except TimeoutError:
                 self.close(f"the notebook's process did not take the grader's request within {budget:.0f} s")
                 raise SessionEnded(self.ended) from None
-            try:
-                return self._answer_to(message, *protocol.receive(self.sock, deadline=deadline))
-            except TimeoutError:
-                self.judge.interrupt(self.pid)
+            while True:
                 try:
-                    reply, result = protocol.receive(self.sock, deadline=time.monotonic() + INTERRUPT_GRACE)
+                    reply, result = self._answer_to(message, *protocol.receive(self.sock, deadline=deadline))
                 except TimeoutError:
-                    self.close(f"timed out after {budget:.0f} s and did not stop when interrupted; look for an infinite loop")
-                    raise SessionEnded(self.ended) from None
-                reply["timed_out"] = budget
-                return self._answer_to(message, reply, result)
+                    self.judge.interrupt(self.pid)
+                    try:
+                        reply, result = protocol.receive(self.sock, deadline=time.monotonic() + INTERRUPT_GRACE)
+                    except TimeoutError:
+                        self.close(f"timed out after {budget:.0f} s and did not stop when interrupted; look for an infinite loop")
+                        raise SessionEnded(self.ended) from None
+                    reply["timed_out"] = budget
+                    reply, result = self._answer_to(message, reply, result)
+                if reply.get("op") not in ("helper", "helper_backward"):
+                    return reply, result
+                if serve is None:
+                    raise protocol.ProtocolError("a call back to the grader that it did not allow")
+                answer, value = serve(reply, result, deadline - time.monotonic())
+                self.sock.sendall(protocol.pack({**answer, "id": message["id"]}, value))
         except (EOFError, ConnectionError, OSError):
             self.close(None)
         except protocol.ProtocolError as error:
@@ -172,15 +200,38 @@ class Session:
                                                     "evalue": f"this cell was stopped after {reply['timed_out']:.0f} s (time limit)", "traceback": []})
         return reply
 
+    def snapshot(self):
+        """A copy of this process as it is now (a Session sharing this one's time budget)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            reply, _ = self.request({"op": "snapshot"}, fds=[theirs.fileno()])
+        finally:
+            theirs.close()
+        pid = reply.get("pid")
+        if not reply.get("ok") or not isinstance(pid, int) or isinstance(pid, bool):
+            ours.close()
+            raise SessionEnded(f"the notebook's process could not be copied for the hidden checks: {reply.get('error', 'no process')}")
+        self.snapshots.append(Session(self.judge, ours, pid, started=self.started, parent=self))
+        return self.snapshots[-1]
+
     def close(self, reason=None):
-        """End the process and everything it started; remember why (for the student)."""
+        """End the process and everything it started but its live snapshots; remember why (for the student)."""
         if self.ended:
             return
         self.sock.close()
-        status = self.judge.end(self.pid)
-        if reason is None:
-            reason = _crash_reason(status)
-        self.ended = reason
+        if self.parent is not None:
+            self.judge.kill(self.pid)
+            status = "signal SIGKILL"
+        else:
+            status = self.judge.end(self.pid, keep=[s.pid for s in self.snapshots if not s.ended])
+        self.ended = reason or _crash_reason(status)
+
+    def release(self):
+        """End the snapshots too, and everything left of the submission (call once its checks are done)."""
+        self.close("finished")
+        for snapshot in self.snapshots:
+            snapshot.close("checked")
+        self.judge.release(self.pid)
 
 
 def _crash_reason(status):
@@ -194,20 +245,26 @@ def _crash_reason(status):
 
 
 class RemoteStudent:
-    """The `student` adapter for code living in a session: same interface as InProcessStudent."""
+    """The `student` adapter for code living in a session: same interface as InProcessStudent.
 
-    def __init__(self, session, call_seconds=None):
+    `support` are the syntax trees of the instructor's locked cells, whose definitions the
+    course's helpers may use when they stand in for the student's (see helpers.StandIns).
+    """
+
+    def __init__(self, session, call_seconds=None, support=()):
         self.session = session
         self.call_seconds = call_seconds
+        self.support = support
+        self.stand_ins = {}
 
     def __getattr__(self, name):
         if name.startswith("_"):
             raise AttributeError(name)
         return lambda *args, **kwargs: self.call(name, args, kwargs)
 
-    def _ask(self, message, value=None):
+    def _ask(self, message, value=None, serve=None):
         try:
-            return self.session.request(message, value, timeout=self.call_seconds)
+            return self.session.request(message, value, timeout=self.call_seconds, serve=serve)
         except SessionEnded as ended:
             raise StudentError(ended.reason) from None
 
@@ -231,18 +288,32 @@ class RemoteStudent:
 
         The arguments come back as the student's code left them; the caller's own objects are never
         touched, so nothing a submission does can reach an object the grader shares between students.
+        `substitutes` ({helper: course source}) run here, called back from the sandbox.
         """
+        stand_ins = self._stand_ins(substitutes or {})
+        serve = (lambda message, value, seconds: stand_ins.answer(message, value, seconds)) if stand_ins else None
         try:
-            reply, value = self._ask({"op": "call", "name": name, "forbidden": list(forbidden),
-                                      "substitutes": dict(substitutes or {})}, (tuple(args), dict(kwargs or {})))
+            reply, value = self._ask({"op": "call", "name": name, "forbidden": list(forbidden), "helpers": sorted(substitutes or {})},
+                                     (tuple(args), dict(kwargs or {})), serve)
         except protocol.ProtocolError as error:
             raise StudentError(str(error)) from None
+        finally:
+            if stand_ins:
+                stand_ins.graphs.clear()
         value = _value_of(name, reply, value)
         if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], tuple) and len(value[1]) == 2
                 and isinstance(value[1][0], (tuple, list)) and isinstance(value[1][1], dict)):
             raise StudentError(f"the notebook's process answered the call of `{name}` with something that is not a result")
         result, (args_after, kwargs_after) = value
         return Returned(result, tuple(args_after), kwargs_after)
+
+    def _stand_ins(self, sources):
+        if not sources:
+            return None
+        key = tuple(sorted(sources.items()))
+        if key not in self.stand_ins:
+            self.stand_ins[key] = StandIns(sources, self.support)
+        return self.stand_ins[key]
 
 
 def _value_of(name, reply, value):

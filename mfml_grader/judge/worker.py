@@ -26,7 +26,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Type
 
 from ..student import InProcessStudent, StudentError, to_plain
-from . import protocol
+from . import helpers, protocol
 
 SCRATCH = "/tmp/submissions"
 
@@ -148,18 +148,23 @@ def serve(sock, shell):
     os.register_at_fork(after_in_child=lambda: os.getpid() != owner and _drop(sock))
     while True:
         signal.pthread_sigmask(signal.SIG_BLOCK, interrupt)
+        fds = []
         try:
-            message, value = protocol.receive(sock, allow_code=True)
+            message, value = protocol.receive(sock, allow_code=True, fds=fds)
         except EOFError:
             return
         signal.pthread_sigmask(signal.SIG_UNBLOCK, interrupt)
         try:
-            reply, result = _answer(message, value, shell, student), None
+            reply, result = _answer(message, value, shell, student, sock, fds), None
             reply, result = reply if isinstance(reply, tuple) else (reply, None)
         except KeyboardInterrupt:
             reply, result = {"ok": False, "error": "interrupted: the time limit was reached"}, None
         except Exception as error:  # noqa: BLE001 - e.g. a result nested too deeply: this request fails, not the process
             reply, result = {"ok": False, "error": str(error) or type(error).__name__, "raised": getattr(error, "raised", False)}, None
+        finally:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         signal.pthread_sigmask(signal.SIG_BLOCK, interrupt)
         if os.getpid() != owner:  # a forked copy of the submission came back here: it has no say
             os._exit(0)
@@ -176,7 +181,7 @@ def _drop(sock):
         sock.close()
 
 
-def _answer(message, value, shell, student):
+def _answer(message, value, shell, student, sock, fds):
     """The reply to one request: a dict, or (dict, plain value)."""
     op = message["op"]
     if op == "files":
@@ -195,11 +200,35 @@ def _answer(message, value, shell, student):
         return {"ok": True}, to_plain(shell.user_ns.get(message["name"]), f"`{message['name']}`")
     if op == "call":
         args, kwargs = value
-        returned = student.invoke(message["name"], args, kwargs, forbidden=message["forbidden"], substitutes=message["substitutes"])
+        channel = helpers.Channel(sock, message.get("id"))
+        stand_ins = {name: helpers.stand_in(channel, name) for name in message.get("helpers", [])}
+        returned = student.invoke(message["name"], args, kwargs, forbidden=message["forbidden"], substitutes=stand_ins)
         return {"ok": True}, (returned.value, _inputs_as_data((returned.args, returned.kwargs)))
     if op == "defines":
         return {"ok": True, "defines": student.defines(message["name"])}
+    if op == "snapshot":
+        return {"ok": True, "pid": _snapshot(fds, shell)}
     raise protocol.ProtocolError(f"unknown request {op!r}")
+
+
+def _snapshot(fds, shell):
+    """Fork a copy of this submission as it is now, serving the socket that came with the request.
+
+    The grader runs the hidden checks in such copies once the notebook has finished, so nothing
+    student code sees during the checks can reach a cell's output. The fork hook of `serve`
+    takes this process's own socket away from the copy. The copy computes on one thread, so
+    the hidden checks give the same results whatever the number of threads the cells used.
+    """
+    if len(fds) != 1:
+        raise protocol.ProtocolError("a snapshot needs exactly one socket")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            torch.set_num_threads(1)  # the cells may have started OpenMP's pool, which does not survive a fork
+            serve(socket.socket(fileno=fds[0]), shell)
+        finally:
+            os._exit(0)
+    return pid
 
 
 def _inputs_as_data(value):
@@ -280,37 +309,43 @@ def _private_namespaces(scratch_bytes, uid):
     return libc.mount(b"tmpfs", SCRATCH.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options) == 0
 
 
-def kill_slot(pid, slot_uid):
-    """Kill a submission's process and everything it started (all processes of its uid).
-
-    A fork bomb can fork while it is being killed, so the uid is swept until nothing of it is left.
-    """
-    for target in (-pid, pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(target, signal.SIGKILL)
-    if not (slot_uid and os.getuid() == 0):
-        return
-    for _ in range(100):
-        reaper = os.fork()
-        if reaper == 0:
-            os.setuid(slot_uid)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(-1, signal.SIGKILL)
-            os._exit(0)
-        os.waitpid(reaper, 0)
-        _reap_orphans()
-        if not _processes_of(slot_uid):
-            return
-
-
-def _processes_of(uid):
+def _members(uid, sid):
+    """Pids of a submission's processes: those of its uid (its own, when run as root), else of its session."""
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             with contextlib.suppress(OSError):
-                if os.stat(f"/proc/{entry}").st_uid == uid:
+                if (os.stat(f"/proc/{entry}").st_uid == uid) if uid else os.getsid(int(entry)) == sid:
                     pids.append(int(entry))
     return pids
+
+
+def sweep(uid, sid, keep=()):
+    """Kill every process of a submission but those in `keep` (its snapshots).
+
+    A fork bomb forks while it is being killed: each round stops the processes it finds (a stopped
+    process cannot fork), then kills them, until none is left. Without `keep`, and with a uid of its
+    own, a process of that uid kills them all at once (`kill(-1)`).
+    """
+    keep = set(keep)
+    for _ in range(200):
+        targets = [pid for pid in _members(uid, sid) if pid not in keep and pid != os.getpid()]
+        if not targets:
+            return
+        if uid and not keep:
+            reaper = os.fork()
+            if reaper == 0:
+                os.setuid(uid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(-1, signal.SIGKILL)
+                os._exit(0)
+            os.waitpid(reaper, 0)
+        else:
+            for signum in (signal.SIGSTOP, signal.SIGKILL):
+                for pid in targets:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signum)
+        _reap_orphans()
 
 
 def _reap_orphans():
@@ -374,21 +409,38 @@ def zygote(control_fd):
             sock.close()
             children[pid] = message["uid"]
             control.sendall(json.dumps({"pid": pid}).encode())
-        elif message["op"] == "interrupt":
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(message["pid"], signal.SIGINT)
-            control.sendall(b"{}")
-        elif message["op"] == "end":
-            pid = message["pid"]
-            for target in (-pid, pid):
+        elif message["op"] in ("interrupt", "kill"):
+            pid = message.get("pid")
+            if isinstance(pid, int) and _session_of(pid) in children:  # only a submission's processes
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(target, signal.SIGKILL)
+                    os.kill(pid, signal.SIGINT if message["op"] == "interrupt" else signal.SIGKILL)
+            control.sendall(b"{}")
+        elif message["op"] == "end":  # the submission's process, and all it started but its snapshots
+            pid, keep = message["pid"], set(message.get("keep", []))
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
             status = _reap(pid)
-            kill_slot(pid, children.pop(pid, None))
-            shutil.rmtree(os.path.join(SCRATCH, str(pid)), ignore_errors=True)
+            sweep(children.get(pid), pid, keep)
+            if not keep:
+                _release(children, pid)
             control.sendall(json.dumps({"status": status}).encode())
+        elif message["op"] == "release":  # what is left of a submission after its hidden checks
+            _release(children, message["pid"])
+            control.sendall(b"{}")
         for fd in fds[1:]:
             os.close(fd)
+
+
+def _session_of(pid):
+    with contextlib.suppress(OSError):
+        return os.getsid(pid)
+    return None
+
+
+def _release(children, pid):
+    if pid in children:
+        sweep(children.pop(pid), pid)
+        shutil.rmtree(os.path.join(SCRATCH, str(pid)), ignore_errors=True)
 
 
 def _become_subreaper():
