@@ -19,6 +19,7 @@ import fnmatch
 import functools
 import importlib
 import inspect
+import symtable
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -146,13 +147,25 @@ def reachable(function, trees, skip=()):
                 definitions.setdefault(name, []).append(node)
     found, todo, seen = [trees[function]], [trees[function]], {function, *skip}
     while todo:
-        names = {n.id for n in ast.walk(todo.pop()) if isinstance(n, ast.Name)}
-        for name in sorted(names - seen):
+        for name in sorted(free_names(todo.pop()) - seen):
             seen.add(name)
             for node in definitions.get(name, []):
                 found.append(node)
                 todo.append(node)
     return found
+
+
+def free_names(node):
+    """The global names a piece of code reads: not its parameters, local variables or own definitions."""
+    code = ast.unparse(node)
+    names, tables = set(), [symtable.symtable(code, "<code>", "exec")]
+    while tables:
+        table = tables.pop()
+        for symbol in table.get_symbols():
+            if symbol.is_referenced() and (symbol.is_global() or (table.get_type() == "module" and not symbol.is_assigned())):
+                names.add(symbol.get_name())
+        tables += table.get_children()
+    return names
 
 
 def _defined_names(node):

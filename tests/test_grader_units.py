@@ -86,6 +86,11 @@ class TestSubmissionCode:
                      ("def softmax(x, dim=-1):\n    return helper(x)", SOLUTION))
         assert code.forbidden_uses("softmax", SOFTMAX) == [(2, "torch.nn.functional.softmax")]
 
+    def test_a_global_of_the_same_name_as_a_local_variable_does_not_count(self):
+        code = _code(("out = torch.softmax(torch.zeros(3), -1)", {}),
+                     ("def softmax(x, dim=-1):\n    out = x.exp()\n    return out / out.sum(dim, keepdim=True)", SOLUTION))
+        assert code.forbidden_uses("softmax", SOFTMAX) == []
+
     def test_an_experiment_that_the_function_does_not_call_does_not_count(self):
         code = _code(("print(torch.softmax(torch.zeros(3), -1))", {}), ("def softmax(x, dim=-1):\n    return x.exp() / x.exp().sum(dim, keepdim=True)", SOLUTION))
         assert code.forbidden_uses("softmax", SOFTMAX) == []

@@ -19,12 +19,12 @@ import contextlib
 import math
 import resource
 import signal
-import symtable
 import threading
 
 import torch
 import torch.nn.functional as F
 
+from ..forbidden import free_names
 from . import protocol
 
 # -- sandbox side -------------------------------------------------------------------------------
@@ -190,26 +190,13 @@ def _support_definitions(trees, support):
                     definitions[target.id] = node
     needed, todo, seen = [], list(trees), set()
     while todo:
-        for name in sorted(_free_names(todo.pop()) - seen):
+        for name in sorted(free_names(todo.pop()) - seen):
             seen.add(name)
             if name in definitions and definitions[name] not in needed:
                 needed.append(definitions[name])
                 todo.append(definitions[name])
     order = {id(node): i for i, node in enumerate(n for tree in support for n in tree.body)}
     return imports + sorted(needed, key=lambda node: order[id(node)])
-
-
-def _free_names(node):
-    """The global names a piece of code reads (not its parameters or local variables)."""
-    code = ast.unparse(node)
-    names, tables = set(), [symtable.symtable(code, "<course>", "exec")]
-    while tables:
-        table = tables.pop()
-        for symbol in table.get_symbols():
-            if symbol.is_referenced() and (symbol.is_global() or (table.get_type() == "module" and not symbol.is_assigned())):
-                names.add(symbol.get_name())
-        tables += table.get_children()
-    return names
 
 
 @contextlib.contextmanager
