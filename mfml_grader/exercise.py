@@ -57,24 +57,24 @@ class SourceFunction:
         return self.source
 
 
-def _map_tensors(value, fn):
+def map_tensors(value, fn):
     """Apply `fn` to every tensor inside nested tuples, lists and dicts."""
     if isinstance(value, torch.Tensor):
         return fn(value)
     if isinstance(value, (tuple, list)):
-        return type(value)(_map_tensors(v, fn) for v in value)
+        return type(value)(map_tensors(v, fn) for v in value)
     if isinstance(value, dict):
-        return {k: _map_tensors(v, fn) for k, v in value.items()}
+        return {k: map_tensors(v, fn) for k, v in value.items()}
     return value
 
 
 def clone(value):
     """A copy of nested tuples, lists and dicts with every tensor cloned."""
-    return _map_tensors(value, torch.Tensor.clone)
+    return map_tensors(value, torch.Tensor.clone)
 
 
 def _to64(value):
-    return _map_tensors(value, lambda t: t.to(torch.float64) if t.dtype.is_floating_point else t)
+    return map_tensors(value, lambda t: t.to(torch.float64) if t.dtype.is_floating_point else t)
 
 
 def _tensors(value, path):

@@ -21,7 +21,6 @@ import importlib
 import inspect
 import symtable
 
-import torch
 from torch.overrides import TorchFunctionMode
 
 

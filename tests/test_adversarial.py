@@ -18,8 +18,8 @@ import threading
 import nbformat
 import pytest
 
-from course_fixture import Course, nbgrader_env
-from mfml_grader import course
+from course_fixture import REPO, Course, nbgrader_env
+from mfml_grader import catalog, course
 from mfml_grader.judge import uids
 from mfml_grader.judge.batch import read_times
 
@@ -225,38 +225,8 @@ display({{"image/png": '"><script>window.__pwned=4</script>', "image/svg+xml": "
     }
 
 
-LAYER_CLASSES = """class Linear:
-    def __init__(self, W, b):
-        self.W, self.b = W, b
-
-    def forward(self, x):
-        self.x = x
-        return x @ self.W.T + self.b
-
-    def backward(self, dout):
-        return dout @ self.W, dout.T @ self.x, dout.sum(0)
-
-
-class Tanh:
-    def forward(self, z):
-        self.h = torch.tanh(z)
-        return self.h
-
-    def backward(self, dh):
-        return dh * (1 - self.h ** 2)
-
-
-def mlp_loss_and_grads(x, targets, params):
-    first, act, second = Linear(params["W1"], params["b1"]), Tanh(), Linear(params["W2"], params["b2"])
-    logits = second.forward(act.forward(first.forward(x)))
-    shifted = logits - logits.max(-1, keepdim=True).values
-    logp = shifted - shifted.exp().sum(-1, keepdim=True).log()
-    N = len(targets)
-    dlogits = logp.exp()
-    dlogits[torch.arange(N), targets] -= 1
-    dh, dW2, db2 = second.backward(dlogits / N)
-    _, dW1, db1 = first.backward(act.backward(dh))
-    return -logp[torch.arange(N), targets].mean(), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}"""
+# a correct ps2 solution in the style of "backprop by hand" code written outside the course
+LAYER_CLASSES = next(v.code for v in catalog.load("ps2_calculus", REPO).VARIANTS if "layer classes" in v.description)
 
 
 def _insert_after(cells, grade_id, source):
@@ -433,8 +403,8 @@ def test_the_batch_times_every_notebook_it_ran(batch):
 
 def test_honest_controls_get_full_marks(batch):
     grading, _, _, _, second = batch
-    for course, student, assignment in ((grading, "honest", A), (grading, "honest_ps2", "ps2_calculus"), (second, "b_honest", "ps3_probability")):
-        scores = course.scores(assignment, student)
+    for run, student, assignment in ((grading, "honest", A), (grading, "honest_ps2", "ps2_calculus"), (second, "b_honest", "ps3_probability")):
+        scores = run.scores(assignment, student)
         assert scores and all(s[0] == s[1] for s in scores.values()), (student, scores)
 
 

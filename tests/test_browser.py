@@ -15,7 +15,6 @@ import numpy
 import pytest
 
 from course_fixture import REPO, Course, nbgrader_env
-from mfml_grader import submissions
 
 ARTIFACTS = REPO / "test-artifacts"
 A = "ps1_linear_algebra"

@@ -2,9 +2,13 @@
 its functions return can end it: what cannot cross fails that one call.
 """
 
+import socket
+import time
+
 import pytest
 import torch
 
+from mfml_grader.judge import protocol
 from mfml_grader.judge.session import Judge, RemoteStudent
 from mfml_grader.student import StudentError
 
@@ -52,3 +56,40 @@ def test_a_result_nested_too_deeply_fails_its_call_only(session):
     with pytest.raises(StudentError, match="recursion"):
         RemoteStudent(session).call("deep")
     assert RemoteStudent(session).defines("deep")
+
+
+def test_a_snapshot_is_the_submission_as_it_was_and_changes_nothing_in_it(session):
+    run(session, "counter = [1]\ndef read():\n    return list(counter)\ndef bump():\n    counter.append(len(counter) + 1)\n    return list(counter)")
+    snapshot = session.snapshot()
+    try:
+        run(session, "counter.append(99)")
+        copy = RemoteStudent(snapshot)
+        assert copy.call("read") == [1] and copy.call("bump") == [1, 2]
+        assert RemoteStudent(session).call("read") == [1, 99], "what a snapshot does never reaches the notebook's process"
+    finally:
+        snapshot.close("checked")
+
+
+def test_the_courses_helper_runs_here_and_gradients_cross(session):
+    """`square` stands in for the student's helper: the sandbox calls it back, and backward works through it."""
+    run(session, "def square(x):\n    raise RuntimeError('the student\\'s own helper')\n"
+                 "def grad_of_sum(x):\n    x = x.clone().requires_grad_()\n    square(x).sum().backward()\n    return x.grad")
+    x = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+    grad = RemoteStudent(session).call("grad_of_sum", (x,), substitutes={"square": "def square(x):\n    return x * x * 3"})
+    assert torch.equal(grad, 6 * x)
+
+
+def test_a_payload_referenced_many_times_is_refused_not_decoded():
+    header = {"value": [{"__tensor__": 0, "dtype": "uint8", "shape": [2**20]}] * 1000, "blobs": [[0, 2**20]]}
+    with pytest.raises(protocol.ProtocolError, match="decodes to more than"):
+        protocol.decode(header, bytes(2**20))
+
+
+def test_an_answer_that_trickles_in_is_refused_at_its_deadline():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        with pytest.raises(TimeoutError):
+            protocol.receive(ours, deadline=time.monotonic() + 0.2)
+        theirs.sendall(protocol.HEADER.pack(10, 0)[:5])
+        with pytest.raises(protocol.ProtocolError, match="trickled"):
+            protocol.receive(ours, deadline=time.monotonic() + 0.2)

@@ -24,6 +24,7 @@ import threading
 import torch
 import torch.nn.functional as F
 
+from ..exercise import map_tensors
 from ..forbidden import free_names
 from . import protocol
 
@@ -63,13 +64,7 @@ def tensors_in(value):
 
 def _replace_tensors(value, tensors):
     """`value` with its tensors replaced, in order, by those of the iterator `tensors`."""
-    if isinstance(value, torch.Tensor):
-        return next(tensors)
-    if isinstance(value, (tuple, list)):
-        return type(value)(_replace_tensors(v, tensors) for v in value)
-    if isinstance(value, dict):
-        return {k: _replace_tensors(v, tensors) for k, v in value.items()}
-    return value
+    return map_tensors(value, lambda _: next(tensors))
 
 
 class _Bridge(torch.autograd.Function):
@@ -173,7 +168,7 @@ class StandIns:
 
 
 def _detached(value):
-    return _replace_tensors(value, iter([t.detach() for t in tensors_in(value)]))
+    return map_tensors(value, torch.Tensor.detach)
 
 
 def _support_definitions(trees, support):
