@@ -212,6 +212,8 @@ def attention(q, k, v, causal=False):
         "links_beside": Case(files=lambda folder: _plant_links(folder, course_root), says={"notebook": "is a symbolic link"}),
         "notebook_is_link": Case(files=lambda folder: _link_notebook(folder, course_root), whole_zero=True, says={None: "symbolic link"}),
         "no_notebook": Case(notebook="NO NOTEBOOK", whole_zero=True, says={None: "no ps1_linear_algebra.ipynb"}),
+        "timestamp_is_a_fifo": Case(files=lambda folder: os.mkfifo(folder / "timestamp.txt"), whole_zero=True,
+                                    says={None: "timestamp.txt is not a regular file"}),
         # -- active HTML in outputs and Markdown ------------------------------------------------------------
         "planted_script": Case(_suffix("l2_norm", f"""from IPython.display import HTML, Markdown, display
 PLANTED = {PLANTED!r}
@@ -219,14 +221,21 @@ display(HTML(PLANTED))
 display(Markdown("[click](javascript:window.__pwned=3) " + PLANTED))
 display({{"image/png": '"><script>window.__pwned=4</script>', "image/svg+xml": "<svg onload='window.__pwned=5'></svg>",
           "text/plain": "planted"}}, raw=True)"""), notebook=lambda nb: nb + [nbformat.v4.new_markdown_cell(f"A note {PLANTED}")]),
-        # -- ps2: a correct solution written with layer classes that have their own backward ---------------
+        "planted_raw_cell": Case(_suffix("linear", """from IPython.display import HTML, display
+display(HTML("<iframe src='javascript:window.__pwned=6'></iframe><form action='https://example.org'><input></form>"
+             "<a href='jav&#x61;script:window.__pwned=7'>x</a><style>body {display: none}</style>"))"""),
+                                 notebook=lambda nb: nb + [nbformat.v4.new_raw_cell("<script>window.__pwned = 8</script>",
+                                                                                    metadata={"format": "text/html"})],
+                                 never=("<iframe", "<form", "<script", "<style", "script:")),
+        # -- ps2: correct solutions written with layer classes that have their own backward ----------------
         "honest_ps2": Case(assignment="ps2_calculus"),
-        "layer_classes": Case(_replace("mlp_loss_and_grads", LAYER_CLASSES), assignment="ps2_calculus"),
+        "layer_classes": Case(_replace("mlp_loss_and_grads", LAYER_CLASSES["mlp_loss_and_grads"]), assignment="ps2_calculus"),
+        "layer_class_linear": Case(_replace("linear_backward", LAYER_CLASSES["linear_backward"]), assignment="ps2_calculus"),
     }
 
 
-# a correct ps2 solution in the style of "backprop by hand" code written outside the course
-LAYER_CLASSES = next(v.code for v in catalog.load("ps2_calculus", REPO).VARIANTS if "layer classes" in v.description)
+# correct ps2 solutions in the style of "backprop by hand" code written outside the course: {function: code}
+LAYER_CLASSES = {v.function: v.code.strip("\n") for v in catalog.load("ps2_calculus", REPO).VARIANTS if "class" in v.description}
 
 
 def _insert_after(cells, grade_id, source):
@@ -383,7 +392,7 @@ def test_both_batches_finish_and_say_what_they_could_not_grade(batch):
     for returncode, _, stderr in results:
         assert returncode == 0, stderr[-3000:]
     stderr = results[1][2]
-    for student in ("invalid_json", "empty_file", "notebook_is_link", "no_notebook"):
+    for student in ("invalid_json", "empty_file", "notebook_is_link", "no_notebook", "timestamp_is_a_fifo"):
         assert f"NOT GRADED {student}" in stderr, stderr[-3000:]
 
 

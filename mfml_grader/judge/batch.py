@@ -220,6 +220,9 @@ def _failure_reason(root, assignment, student):
 
     folder = root / "submitted" / student / assignment
     expected = folder / f"{assignment}.ipynb"
+    timestamp = folder / "timestamp.txt"
+    if timestamp.is_symlink() or (os.path.lexists(timestamp) and not timestamp.is_file()):
+        return "its timestamp.txt is not a regular file, so the submission time cannot be read"
     if not expected.is_symlink() and not expected.exists():
         found = sorted(p.name for p in folder.glob("*.ipynb"))
         return f"no {assignment}.ipynb in the submission (found: {', '.join(found) or 'no notebook'}); submit the notebook under its original name"
