@@ -143,12 +143,12 @@ class SafeAutograde(Autograde, _SafeCopy):
     graded (nbgrader then reports no notebook, and the batch records 0 with the reason).
     """
 
-    def init_assignment(self, assignment_id, student_id):
-        """As nbgrader's, but a `timestamp.txt` that is not a regular file is refused before nbgrader opens it."""
+    def init_destination(self, assignment_id, student_id):
+        """As nbgrader's (its first step), but a `timestamp.txt` that is not a regular file is refused before nbgrader opens it."""
         timestamp = Path(self._format_source(assignment_id, student_id)) / "timestamp.txt"
-        if timestamp.is_symlink() or (os.path.lexists(timestamp) and not stat.S_ISREG(os.lstat(timestamp).st_mode)):
+        if os.path.lexists(timestamp) and not stat.S_ISREG(os.lstat(timestamp).st_mode):
             raise NbGraderException(f"timestamp.txt is {_kind(os.lstat(timestamp).st_mode)}: the submission time cannot be read")
-        super().init_assignment(assignment_id, student_id)
+        return super().init_destination(assignment_id, student_id)
 
     def init_notebooks(self):
         super().init_notebooks()

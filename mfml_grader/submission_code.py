@@ -44,16 +44,19 @@ class SubmissionCode:
     aliases: dict = field(default_factory=dict)
     check_reflection: bool = True
     unparsed: dict = field(default_factory=dict)    # label -> SyntaxError message, for solution cells
+    support: list = field(default_factory=list)     # syntax trees of the instructor's locked cells (not test cells)
 
     @classmethod
     def from_cells(cls, cells):
         """From a notebook's code cells (what the grader runs)."""
-        trees, unparsed, aliases = {}, {}, {"torch": "torch"}
+        trees, unparsed, aliases, support = {}, {}, {"torch": "torch"}, []
         for number, cell in enumerate(cells, 1):
             tree = parse(cell.source)
             if tree is not None:
                 aliases.update(import_aliases(tree))
             if not is_student_cell(cell):
+                if tree is not None and not cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
+                    support.append(tree)
                 continue
             label = grade_id(cell) or f"cell {number}"
             if tree is not None:
@@ -63,7 +66,7 @@ class SubmissionCode:
                     ast.parse(_transform(cell.source))
                 except SyntaxError as error:
                     unparsed[label] = str(error)
-        return cls(trees, aliases, True, unparsed)
+        return cls(trees, aliases, True, unparsed, support)
 
     @classmethod
     def from_history(cls, sources, function):

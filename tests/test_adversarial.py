@@ -506,7 +506,7 @@ def test_output_is_capped_per_cell_and_per_notebook(batch):
 def test_one_submission_changes_nothing_for_the_next(batch):
     """Graded one after another by one grading process: the traces of the first are gone for the second."""
     second = batch[4]
-    traces, finds = (_outputs_of(second, s) for s in ("a_leaves_traces", "b_finds_traces"))
+    traces, finds = (_outputs(second, s) for s in ("a_leaves_traces", "b_finds_traces"))
     assert "FDS" in traces and "NOTHING" in finds and "FOUND" not in finds, finds[:3000]
     fds = json.loads(traces.split("FDS ")[1].split("\\n")[0].replace("'", '"'))
     assert len(fds) == 5, f"descriptors the submission did not open itself: {fds}"
@@ -515,14 +515,9 @@ def test_one_submission_changes_nothing_for_the_next(batch):
 def test_each_grading_run_has_uids_of_its_own(batch):
     grading, _, _, _, second = batch
     first_uid = int(_outputs(grading, "uid_probe").split("UID ")[1].split("\\")[0])
-    second_uid = int(_outputs_of(second, "c_uid_probe").split("UID ")[1].split("\\")[0])
+    second_uid = int(_outputs(second, "c_uid_probe").split("UID ")[1].split("\\")[0])
     assert uids.owns_sandbox_uid(first_uid) and uids.owns_sandbox_uid(second_uid)
     assert (first_uid - uids.FIRST_UID) // uids.BLOCK_SIZE != (second_uid - uids.FIRST_UID) // uids.BLOCK_SIZE
-
-
-def _outputs_of(grading, student):
-    notebook = nbformat.read(grading.root / "autograded" / student / A / f"{A}.ipynb", as_version=4)
-    return json.dumps([cell.get("outputs", []) for cell in notebook.cells])
 
 
 def test_planted_script_does_not_run_in_the_feedback(batch, browser):

@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 
 from .. import course
+from .executor import SandboxedExecute
 
 PROGRESS_ENV = "MFML_PROGRESS_FILE"
 TIMES_FILE = "autograde-times.tsv"   # in logs/: assignment, student, seconds spent running the notebook
@@ -54,7 +55,6 @@ def _retry_alone(root, assignment, student, threads, progress_file, log_file, li
 
 _api = None
 GRACE_SECONDS = 120   # beyond the notebook's own limit: nbgrader's steps before and after running it
-DEFAULT_LIMIT = 600 + GRACE_SECONDS
 
 
 def _start_grader(root, threads, progress_file, output_file):
@@ -70,8 +70,6 @@ def _start_grader(root, threads, progress_file, output_file):
     os.dup2(output, 2)
     from nbgrader.apps import NbGraderAPI
     from nbgrader.apps.autogradeapp import AutogradeApp
-
-    from .executor import SandboxedExecute
 
     app = AutogradeApp()
     app.initialize(["--log-level=WARN"])  # reads nbgrader_config.py like the command line does
@@ -291,7 +289,7 @@ def autograde(root, assignments, jobs, out=sys.stderr):
             done.append(pair)
             bar.show(len(done))
 
-        limit = _run_pool(pairs, jobs, start, finished) or DEFAULT_LIMIT
+        limit = _run_pool(pairs, jobs, start, finished) or SandboxedExecute.notebook_timeout.default_value + GRACE_SECONDS
     stopped = {(a, s) for a, s, _ in failures}
     for assignment, student in _ungraded(root, [p for p in pairs if p not in stopped]):
         with open(logs / f"autograde-{assignment}-{student}.log", "w") as log_file:

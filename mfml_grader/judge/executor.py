@@ -14,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+import nbformat
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Float, Integer
@@ -70,15 +71,12 @@ class SandboxedExecute(NbGraderPreprocessor):
         folder = Path(coursedir.format_path(coursedir.submitted_directory, names.get("student", "?"), names.get("assignment", "?")))
         files, note = _support_files(folder, coursedir.ignore)
         if note:
-            import nbformat
-
             self.log.warning("%s", note)
             nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
         started = time.monotonic()
         try:
             run_notebook(nb, judge, files, self.log)
         finally:
-            names = resources.get("nbgrader", {})
             mark_progress(names.get("assignment", "?"), names.get("student", "?"), time.monotonic() - started)
         return nb, resources
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..notebook import judged
 from ..student import StudentError
 from ..runner import Report, run_exercise
-from ..submission_code import SubmissionCode, parse
+from ..submission_code import SubmissionCode
 from .outputs import OutputBudget, clean_cell, error_output
 from .session import RemoteStudent, Session, SessionEnded
 
@@ -46,7 +46,6 @@ class Pending:
 class JudgeContext:
     student: RemoteStudent    # the submission's own process (cells and visible tests)
     code: SubmissionCode      # the submission's code cells, parsed for the static checks
-    support: list             # syntax trees of the instructor's locked cells (for the course's helpers)
     cell: object = None       # the test cell being run
     pending: list = field(default_factory=list)
 
@@ -68,21 +67,15 @@ def is_test_cell(cell):
     return bool(meta.get("grade")) and not meta.get("solution")
 
 
-def is_locked_cell(cell):
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("locked")) and not meta.get("solution")
-
-
 def run_notebook(nb, judge, files, log):
     limits = judge.limits
     for cell in nb.cells:
         if not is_test_cell(cell):
             for note in clean_cell(cell, limits.cell_source_chars):
                 log.warning("a cell of the submission was changed: %s", note)
-    code_cells = [c for c in nb.cells if c.cell_type == "code"]
-    support = [tree for c in code_cells if is_locked_cell(c) and not is_test_cell(c) and (tree := parse(c.source)) is not None]
+    code = SubmissionCode.from_cells([c for c in nb.cells if c.cell_type == "code"])
     session = judge.session(files)
-    context = JudgeContext(RemoteStudent(session, call_seconds=limits.cell_seconds), SubmissionCode.from_cells(code_cells), support)
+    context = JudgeContext(RemoteStudent(session, call_seconds=limits.cell_seconds), code)
     budget = OutputBudget(limits.output_chars, limits.notebook_output_chars)
     count = 0
     try:
@@ -109,7 +102,7 @@ def run_notebook(nb, judge, files, log):
 def _hidden_checks(pending, context, limits):
     """The report and score of one test cell's hidden checks, run in its snapshot."""
     if isinstance(pending.snapshot, Session):
-        student = RemoteStudent(pending.snapshot, call_seconds=limits.cell_seconds, support=context.support)
+        student = RemoteStudent(pending.snapshot, call_seconds=limits.cell_seconds, support=context.code.support)
         report = run_exercise(pending.assignment, pending.function, student, context.code)
         pending.snapshot.close("checked")
     else:

@@ -152,7 +152,11 @@ def pack(message, value=None):
 
 def send(sock, message, value=None, fds=()):
     """Send one frame; `fds` travel with its first bytes (SCM_RIGHTS)."""
-    frame = pack(message, value)
+    send_frame(sock, pack(message, value), fds)
+
+
+def send_frame(sock, frame, fds=()):
+    """Send a packed frame; `fds` travel with its first bytes (SCM_RIGHTS)."""
     if fds:
         sent = socket.send_fds(sock, [frame], list(fds))
         frame = frame[sent:]

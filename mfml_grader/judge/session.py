@@ -158,9 +158,7 @@ class Session:
         try:
             self.sock.settimeout(budget)
             try:
-                if fds:
-                    frame = frame[socket.send_fds(self.sock, [frame], list(fds)):]
-                self.sock.sendall(frame)
+                protocol.send_frame(self.sock, frame, fds)
             except TimeoutError:
                 self.close(f"the notebook's process did not take the grader's request within {budget:.0f} s")
                 raise SessionEnded(self.ended) from None
@@ -181,7 +179,7 @@ class Session:
                 if serve is None:
                     raise protocol.ProtocolError("a call back to the grader that it did not allow")
                 answer, value = serve(reply, result, deadline - time.monotonic())
-                self.sock.sendall(protocol.pack({**answer, "id": message["id"]}, value))
+                protocol.send(self.sock, {**answer, "id": message["id"]}, value)
         except (EOFError, ConnectionError, OSError):
             self.close(None)
         except protocol.ProtocolError as error:
