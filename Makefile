@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 ASSIGNMENTS := $(notdir $(wildcard source/ps*))
 SUBMITTED = $(sort $(notdir $(wildcard submitted/*/ps*)))
 
-.PHONY: sysdeps venv release autograde feedback export report demo test validate-grader bench clean
+.PHONY: sysdeps venv release autograde feedback export report demo test validate-grader check bench clean
 
 ## sysdeps: system packages: bubblewrap (the sandbox student code runs in), chromium (browser tests)
 SYSTEM_PACKAGES := bubblewrap chromium chromium-driver
@@ -58,9 +58,13 @@ demo: release
 test: venv
 	$(PYTHON) -m pytest
 
-## validate-grader: grade every catalogued mistake, correct variant and forbidden use; print the table
+## validate-grader: grade every catalogued mistake, correct variant and forbidden use; print the table (A=ps1_linear_algebra: one assignment)
 validate-grader: venv
-	$(PYTHON) -m mfml_grader validate --jobs $(JOBS)
+	$(PYTHON) -m mfml_grader validate $(A) --jobs $(JOBS)
+
+## check: the author's loop, in this process: make check A=ps1_linear_algebra [F=l2_norm]
+check: venv
+	$(PYTHON) -m mfml_grader check $(A) $(F)
 
 ## bench: stock nbgrader (kernel per notebook) vs the sandboxed batch grader on the same submissions
 bench: venv release

@@ -108,8 +108,7 @@ class TestCentralDifference(Exercise):
         if not isinstance(given, torch.Tensor) or given.shape != x.shape or not torch.equal(given, x):
             changed = (given != x).nonzero() if isinstance(given, torch.Tensor) and given.shape == x.shape else []
             where = f" at {len(changed)} of {x.numel()} entries, first at index {tuple(changed[0].tolist())}" if len(changed) else ""
-            raise CheckFailed(f"central_difference changed its input x{where} (even x + h − h is not always x in floating point)."
-                              f"\n    Likely mistake: {IN_PLACE.name}. {IN_PLACE.fix}")
+            raise CheckFailed(f"central_difference changed its input x{where} (even x + h − h is not always x in floating point).", IN_PLACE)
         self.expect(student, f, x)
 
 

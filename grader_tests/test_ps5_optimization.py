@@ -14,7 +14,7 @@ import warnings
 import torch
 
 from mfml_grader.compare import difference
-from mfml_grader.exercise import CheckFailed, Exercise, Mistake, clone, modified, randn
+from mfml_grader.exercise import IN_PLACE, CheckFailed, Exercise, Mistake, clone, modified, randn
 
 OPTIM_APIS = ("torch.optim", "torch._fused_*")   # torch.optim and the fused kernels behind it
 
@@ -71,12 +71,12 @@ class OptimizerExercise(Exercise):
             for name, before, after in zip(names, args, args_after):
                 changed = modified(before, after, name)
                 if changed:
-                    raise CheckFailed(f"{label}: at step {t + 1}, {self.function} modified its input `{changed}` in place; "
-                                      f"return new tensors instead. {self.in_place}")
+                    raise CheckFailed(f"{label}: at step {t + 1}, {self.function} modified its input `{changed}` in place.",
+                                      Mistake(IN_PLACE.name, f"Return new tensors instead: {self.in_place}"))
             problem = difference(got, want[t], dtype, tolerance=self.tolerance)
             if problem:
                 raise CheckFailed(f"{label}: step {t + 1} of {len(grads)} (each call fed the param and state your function returned "
-                                  f"at the step before): {problem}{self._diagnose_run(got, t, param, grads, hyper, dtype)}")
+                                  f"at the step before): {problem}", self._diagnose_run(got, t, param, grads, hyper, dtype))
             p, s = self.split(got)
 
     def _diagnose_run(self, got, t, param, grads, hyper, dtype):
@@ -90,8 +90,8 @@ class OptimizerExercise(Exercise):
             except Exception:  # noqa: BLE001 - a mistake that cannot run on these inputs does not match
                 continue
             if difference(got, out, dtype, tolerance=self.tolerance) is None:
-                return f"\n    Likely mistake: {mistake.name}. {mistake.fix}"
-        return ""
+                return mistake
+        return None
 
 
 # -- SGD ------------------------------------------------------------------------------------------
@@ -491,9 +491,8 @@ class TestWarmupCosineLr(Exercise):
             value = got.item() if isinstance(got, torch.Tensor) and got.dim() == 0 else got
             if not _relatively_close(value, want):
                 named = next((m for m in self.mistakes if _relatively_close(value, m.compute(step, 6e-4, 6e-5, 200, 2000))), None)
-                hint = f"\n    Likely mistake: {named.name}. {named.fix}" if named else ""
                 raise CheckFailed(f"warmup_cosine_lr({step}, 6e-4, 6e-5, 200, 2000) returned {value!r}, expected {want:.6g} "
-                                  f"(relative tolerance 1e-5){hint}")
+                                  "(relative tolerance 1e-5)", named)
 
     def test_matches_lambda_lr(self, student):
         """every step 0..120 equals torch's LambdaLR run with the notebook's formula (warmup 7, total 103)"""
@@ -503,7 +502,7 @@ class TestWarmupCosineLr(Exercise):
             problem = difference(got, want, torch.float64, tolerance=self.tolerance)
             if problem:
                 raise CheckFailed(f"warmup_cosine_lr({step}, 2.0, 0.1, 7, 103) differs from the learning rate LambdaLR sets at step {step}: "
-                                  f"{problem}{self._diagnose(got, (step, 2.0, 0.1, 7, 103), {}, torch.float64)}")
+                                  f"{problem}", self.diagnose(got, (step, 2.0, 0.1, 7, 103), {}, torch.float64))
 
     def test_no_warmup(self, student):
         """warmup_steps = 0 is a pure cosine from max_lr"""

@@ -3,7 +3,8 @@
     python -m mfml_grader demo-submissions   # submitted/<student>/<assignment>/ for the demo students
     python -m mfml_grader autograde --jobs N # grade all of submitted/ on N cores, with a progress bar
     python -m mfml_grader table              # per-student, per-exercise scores from the gradebook
-    python -m mfml_grader validate --jobs N  # grade the grader: every mutant caught and named, ...
+    python -m mfml_grader validate [A ...]   # grade the grader: every mutant caught and named, ... (real grading path)
+    python -m mfml_grader check A [f ...]    # the same promises in this process, in seconds (the author's loop)
     python -m mfml_grader report             # reports/index.html: item analysis with plots
     python -m mfml_grader export-lms         # exports/gradescope/**/results.json and exports/canvas.csv
 """
@@ -89,8 +90,8 @@ def print_table(root, out=sys.stdout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mfml_grader", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["demo-submissions", "autograde", "table", "validate", "report", "export-lms"])
-    parser.add_argument("assignments", nargs="*", help="assignments to grade (default: all in submitted/)")
+    parser.add_argument("command", choices=["demo-submissions", "autograde", "table", "validate", "check", "report", "export-lms"])
+    parser.add_argument("assignments", nargs="*", help="assignments to grade or validate (default: all); for check: one assignment, then functions")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders (default: all cores)")
     parser.add_argument("--course", type=Path, default=None, help="course directory (default: found from the current folder)")
     args = parser.parse_intermixed_args(argv)
@@ -113,7 +114,13 @@ def main(argv=None):
     elif args.command == "validate":
         from .validate import main as validate
 
-        sys.exit(validate(root, max(1, args.jobs)))
+        sys.exit(validate(root, max(1, args.jobs), args.assignments))
+    elif args.command == "check":
+        from .check import main as check
+
+        if not args.assignments:
+            parser.error("check needs an assignment, e.g. `check ps1_linear_algebra l2_norm`")
+        sys.exit(check(args.assignments[0], args.assignments[1:], root))
     else:
         print_table(root)
 

@@ -64,19 +64,20 @@ def autograded_notebook(root, assignment, student):
     return Path(root) / "autograded" / student / assignment / f"{assignment}.ipynb"
 
 
-def test_cell_outputs(root, assignment, student):
-    """{function: what its test cell printed (streams, and errors as "Name: message")} after grading."""
+def test_cell_results(root, assignment, student):
+    """{function: results.CellResult} of a graded submission's test cells ({} if it was not graded)."""
+    from .results import read_cell
+
     path = autograded_notebook(root, assignment, student)
     if not path.exists():
         return {}
-    texts = {}
-    for cell in nbformat.read(path, as_version=4).cells:
-        name = grade_id(cell)
-        if name and name.startswith("test_"):
-            texts[name.removeprefix("test_")] = "".join(
-                o.get("text", "") if o.get("output_type") == "stream" else f"{o.get('ename', '')}: {o.get('evalue', '')}\n"
-                for o in cell.get("outputs", []) if o.get("output_type") in ("stream", "error"))
-    return texts
+    return {grade_id(cell).removeprefix("test_"): read_cell(cell)
+            for cell in nbformat.read(path, as_version=4).cells if (grade_id(cell) or "").startswith("test_")}
+
+
+def test_cell_outputs(root, assignment, student):
+    """{function: everything its test cell says, as plain text} after grading."""
+    return {function: result.text() for function, result in test_cell_results(root, assignment, student).items()}
 
 
 def test_cell_scores(root, assignment, student):

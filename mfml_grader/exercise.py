@@ -17,16 +17,30 @@ from .student import StudentError
 
 
 class CheckFailed(AssertionError):
-    """A hidden check found a problem; the message is what the student reads."""
+    """A hidden check found a problem: `message` is what the student reads, `mistake` the known Mistake it matches.
+
+    The report names each distinct mistake once per cell, after the checks it explains.
+    """
+
+    def __init__(self, message, mistake=None):
+        super().__init__(message)
+        self.mistake = mistake
 
 
 @dataclass(frozen=True)
 class Mistake:
-    """A known wrong implementation: when a student's result equals `compute`'s, name it."""
+    """A known wrong implementation: when a student's result equals `compute`'s, name it.
+
+    `compute` may be None for a mistake that a check recognises by a property (e.g. "the seed is
+    ignored") rather than by recomputing the wrong result.
+    """
 
     name: str
     fix: str
-    compute: Callable
+    compute: Callable = None
+
+
+IN_PLACE = Mistake("input modified in place", "Work on a copy: avoid `+=`, `.add_()`, `.mul_()`, `.copy_()` and slice assignment on inputs.")
 
 
 def seeded(seed):
@@ -148,8 +162,7 @@ class Exercise:
         try:
             returned = student.invoke(self.function, given[0], given[1], forbidden=self.forbidden, substitutes=self._substitutes())
         except StudentError as error:
-            diagnosis = self._diagnose_error(error, args, kwargs) if error.raised else ""
-            raise CheckFailed(f"{error}{diagnosis}") from None
+            raise CheckFailed(str(error), self.diagnose_error(error, args, kwargs) if error.raised else None) from None
         return returned.value, returned.args, returned.kwargs
 
     def call(self, student, *args, **kwargs):
@@ -174,7 +187,7 @@ class Exercise:
         dtype = input_dtype(list(args) + list(kwargs.values()))
         problem = difference(got, want, dtype, tolerance=self.tolerance)
         if problem:
-            raise CheckFailed(f"{self.describe_call(args, kwargs)}: {problem}{self._diagnose(got, args, kwargs, dtype)}")
+            raise CheckFailed(f"{self.describe_call(args, kwargs)}: {problem}", self.diagnose(got, args, kwargs, dtype))
         return got
 
     def _expect_unchanged(self, args, kwargs, args_after, kwargs_after):
@@ -184,8 +197,7 @@ class Exercise:
         for name, before, after in pairs:
             changed = modified(before, after, name)
             if changed:
-                raise CheckFailed(f"{self.function} modified its input `{changed}` in place.\n    Likely mistake: input modified in place. "
-                                  "Work on a copy: avoid `+=`, `.add_()`, `.mul_()`, `.copy_()` and slice assignment on inputs.")
+                raise CheckFailed(f"{self.function} modified its input `{changed}` in place.", IN_PLACE)
 
     # -- messages ------------------------------------------------------------------------
     def _parameter_names(self):
@@ -200,25 +212,31 @@ class Exercise:
         parts += [f"{key}={_short(value)}" for key, value in kwargs.items()]
         return f"{self.function}({', '.join(parts)})"
 
-    def _diagnose(self, got, args, kwargs, dtype):
+    def diagnose(self, got, args, kwargs, dtype):
+        """The first of `mistakes` whose result on these inputs equals `got` (None if none does)."""
         for mistake in self.mistakes:
+            if mistake.compute is None:
+                continue
             try:
                 wrong = mistake.compute(*_to64(clone(args)), **_to64(clone(kwargs)))
             except Exception:  # noqa: BLE001 - a mistake that cannot run on these inputs does not match
                 continue
             if difference(got, wrong, dtype, tolerance=self.tolerance) is None:
-                return f"\n    Likely mistake: {mistake.name}. {mistake.fix}"
-        return ""
+                return mistake
+        return None
 
-    def _diagnose_error(self, error, args, kwargs):
+    def diagnose_error(self, error, args, kwargs):
+        """The first of `mistakes` that raises the same error as the student's call (None if none does)."""
         message = str(error)
         for mistake in self.mistakes:
+            if mistake.compute is None:
+                continue
             try:
                 mistake.compute(*clone(args), **clone(kwargs))
             except Exception as wrong:  # noqa: BLE001
                 if f"raised {type(wrong).__name__}: {wrong}" in message:
-                    return f"\n    Likely mistake: {mistake.name}. {mistake.fix}"
-        return ""
+                    return mistake
+        return None
 
 
 def _short(value):

@@ -6,9 +6,9 @@ A test cell starts with a hidden block
     from mfml_grader.notebook import grade; grade("ps1_linear_algebra", "l2_norm", points=1)
     ### END HIDDEN TESTS
 
-followed by the visible tests students saw. `grade` prints the report and publishes the partial
-credit as the cell's first result (nbgrader scores a test cell by its first error or result), so
-a visible test failing afterwards cannot hide the report or cancel the partial credit.
+followed by the visible tests students saw. `grade` publishes the report (as text, HTML and data)
+with the partial credit as the cell's first result (nbgrader scores a test cell by its first error
+or result), so a visible test failing afterwards cannot hide the report or cancel the partial credit.
 
 Under the course's grader (judge/), the cell runs in the trusted grading process and student code
 in a sandbox: `judged` holds that submission's context, and the checks run in a copy of the
@@ -28,7 +28,7 @@ judged = contextvars.ContextVar("judged", default=None)
 
 
 def grade(assignment, function, points):
-    """Run the hidden checks of `function`, print the report, publish the score as the cell's result."""
+    """Run the hidden checks of `function`; publish the report and score as the cell's result (mfml_grader/results.py)."""
     context = judged.get()
     if context is not None:  # the course's grader: checked in a copy of the submission, after the notebook
         context.defer(assignment, function, points)
@@ -37,6 +37,4 @@ def grade(assignment, function, points):
 
     shell = get_ipython()
     history = [source for source in shell.user_ns.get("In", []) if source]
-    report = run_exercise(assignment, function, InProcessStudent(shell.user_ns), SubmissionCode.from_history(history, function))
-    print(report.text(points))
-    sys.displayhook(report.points(points))
+    sys.displayhook(run_exercise(assignment, function, InProcessStudent(shell.user_ns), points, SubmissionCode.from_history(history, function)))

@@ -9,14 +9,12 @@ exercise, and the students below a threshold.
 import base64
 import html
 import io
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import course
 
-MISTAKE = re.compile(r"Likely mistake: (.+?)\. ")
 PASS_FRACTION = 0.5
 
 
@@ -48,8 +46,8 @@ def collect(root):
 
 
 def named_mistakes(root, assignment, student):
-    """{exercise: [mistake names]} as reported in the autograded notebook's test cells."""
-    return {e: sorted(set(MISTAKE.findall(text))) for e, text in course.test_cell_outputs(root, assignment, student).items()}
+    """{exercise: [mistake names]} as the autograded notebook's test cells published them."""
+    return {e: sorted(r.report.mistakes) if r.report else [] for e, r in course.test_cell_results(root, assignment, student).items()}
 
 
 def _figure(draw, width=7.0, height=3.0):

@@ -1,49 +1,11 @@
 """Run one exercise's hidden checks against a student and turn them into a score and a report."""
 
 import inspect
-from dataclasses import dataclass, field
 
 from . import course, reflection
 from .exercise import CheckFailed, Exercise
+from .results import Report
 from .student import StudentError
-
-
-@dataclass
-class CheckResult:
-    name: str
-    passed: bool
-    message: str = ""
-
-
-@dataclass
-class Report:
-    """What a test cell shows: one line per check, and the fraction that passed."""
-
-    function: str
-    checks: list = field(default_factory=list)
-    refusal: str = ""        # set when the exercise is refused outright (forbidden API, not defined)
-
-    @property
-    def fraction(self):
-        if self.refusal or not self.checks:
-            return 0.0
-        return sum(c.passed for c in self.checks) / len(self.checks)
-
-    def points(self, max_points):
-        """Partial credit as nbgrader wants it: a float between 0 and the cell's points."""
-        return round(self.fraction * max_points, 4)
-
-    def text(self, max_points):
-        passed = sum(c.passed for c in self.checks)
-        head = f"Hidden tests for {self.function}: "
-        if self.refusal:
-            return f"{head}0 of {max_points:g} points.\n  {self.refusal}"
-        lines = [f"{head}{passed} of {len(self.checks)} checks passed ({self.points(max_points):g} of {max_points:g} points)"]
-        for check in self.checks:
-            lines.append(f"  {'PASS' if check.passed else 'FAIL'}  {check.name}")
-            if check.message:
-                lines += [f"        {line}" for line in check.message.splitlines()]
-        return "\n".join(lines)
 
 
 def find_exercise(module, function):
@@ -65,10 +27,10 @@ def check_title(name, method):
     return doc.splitlines()[0] if doc else name.removeprefix("test_").replace("_", " ")
 
 
-def run_exercise(assignment, function, student, code=None, root=None):
-    """Grade one function: refuse reflection and forbidden APIs (read from `code`, a SubmissionCode), then run every check."""
+def run_exercise(assignment, function, student, points, code=None, root=None):
+    """Grade one function worth `points`: refuse reflection and forbidden APIs (read from `code`, a SubmissionCode), then run every check."""
     exercise_class = find_exercise(course.hidden_tests(assignment, root), function)
-    report = Report(function)
+    report = Report(function, points)
     try:
         defined = student.defines(function)
     except StudentError as error:  # the submission's process is gone: say why
@@ -88,14 +50,14 @@ def run_exercise(assignment, function, student, code=None, root=None):
         try:
             method(exercise, student)
         except CheckFailed as failure:
-            report.checks.append(CheckResult(title, False, str(failure)))
+            report.add(title, failure)
         except BaseExceptionGroup as group:  # several failures at once (property checks): report the first
             first = group.exceptions[0]
-            report.checks.append(CheckResult(title, False, str(first) if isinstance(first, CheckFailed) else f"{type(first).__name__}: {first}"))
+            report.add(title, first if isinstance(first, CheckFailed) else CheckFailed(f"{type(first).__name__}: {first}"))
         except Exception as error:  # noqa: BLE001 - a broken check must still leave a readable report
-            report.checks.append(CheckResult(title, False, f"the check could not run: {type(error).__name__}: {error}"))
+            report.add(title, CheckFailed(f"the check could not run: {type(error).__name__}: {error}"))
         else:
-            report.checks.append(CheckResult(title, True))
+            report.add(title)
     return report
 
 

@@ -153,8 +153,12 @@ def report(outcomes):
     return "\n".join(lines)
 
 
-def main(source_root, jobs):
+def main(source_root, jobs, assignments=()):
+    unknown = set(assignments) - set(course.assignments(source_root))
+    if unknown:
+        print(f"no such assignment: {', '.join(sorted(unknown))} (the course has {', '.join(course.assignments(source_root))})", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as workdir:
-        outcomes = run(source_root, workdir, jobs)
+        outcomes = run(source_root, workdir, jobs, list(assignments) or None)
     print(report(outcomes))
     return 1 if any(o.problems for o in outcomes) else 0

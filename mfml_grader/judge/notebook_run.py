@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from ..notebook import judged
 from ..student import StudentError
-from ..runner import Report, run_exercise
+from ..results import Report
+from ..runner import run_exercise
 from ..submission_code import SubmissionCode
 from .outputs import OutputBudget, clean_cell, error_output
 from .session import RemoteStudent, Session, SessionEnded
@@ -103,12 +104,11 @@ def _hidden_checks(pending, context, limits):
     """The report and score of one test cell's hidden checks, run in its snapshot."""
     if isinstance(pending.snapshot, Session):
         student = RemoteStudent(pending.snapshot, call_seconds=limits.cell_seconds, support=context.code.support)
-        report = run_exercise(pending.assignment, pending.function, student, context.code)
+        report = run_exercise(pending.assignment, pending.function, student, pending.points, context.code)
         pending.snapshot.close("checked")
     else:
-        report = Report(pending.function, refusal=pending.snapshot)
-    return [nbformat.v4.new_output("stream", name="stdout", text=report.text(pending.points) + "\n"),
-            nbformat.v4.new_output("execute_result", data={"text/plain": repr(report.points(pending.points))}, execution_count=None)]
+        report = Report(pending.function, pending.points, refusal=pending.snapshot)
+    return [nbformat.v4.new_output("execute_result", data=report.bundle(), execution_count=None)]
 
 
 def _run_student_cell(session, source, count):

@@ -1,0 +1,170 @@
+"""The author's loop: grade one assignment's catalog in this process, in seconds.
+
+    python -m mfml_grader check ps6_mini_gpt [function ...]
+
+Runs the instructor's notebook once (test cells aside), then for the solution, the stub and every
+catalog entry of the chosen functions: puts that code in a copy of the notebook's namespace (the
+definitions of every other cell are re-run there, so they call the entry's version), grades it
+with the hidden checks, and runs the visible tests. Prints one line per entry and every broken
+promise. It is the quick loop while writing checks; `make validate-grader` is the proof (the real
+grading path: release, sandbox, nbgrader, gradebook).
+"""
+
+import ast
+import contextlib
+import copy
+import io
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import nbformat
+import torch
+
+from . import catalog, course, submissions
+from .results import Report
+from .runner import run_exercise
+from .student import InProcessStudent
+from .submission_code import SubmissionCode, parse
+
+HIDDEN_END = "### END HIDDEN TESTS"
+
+
+@dataclass
+class Outcome:
+    label: str
+    report: Report
+    visible: str        # the first visible test that failed ("" when all passed)
+    problem: str = ""
+
+
+def _definitions(tree):
+    """The statements of a cell that define names without computing anything heavy."""
+    keep = (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+    return ast.Module(body=[n for n in tree.body if isinstance(n, keep)], type_ignores=[])
+
+
+class Notebook:
+    """The instructor's notebook, run once; entries are graded in copies of its namespace."""
+
+    def __init__(self, assignment, root):
+        self.assignment, self.root = assignment, root
+        self.source = nbformat.read(course.source_notebook(assignment, root), as_version=4)
+        self.solutions = submissions.answers_from_source(self.source)
+        self.cells = [c for c in self.source.cells if c.cell_type == "code"]
+        for cell in self.cells:
+            if course.grade_id(cell) in self.solutions:
+                cell.source = self.solutions[course.grade_id(cell)]
+        self.points = {course.grade_id(c).removeprefix("test_"): float(c.metadata["nbgrader"]["points"])
+                       for c in self.cells if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")}
+        self.namespace = {"__name__": "__main__"}
+        for cell in self.cells:
+            if not self._is_test(cell):
+                self._run(cell.source, self.namespace)
+
+    @staticmethod
+    def _is_test(cell):
+        meta = cell.metadata.get("nbgrader", {})
+        return bool(meta.get("grade")) and not meta.get("solution")
+
+    @staticmethod
+    def _run(source, namespace, tree=None):
+        """Run code as a notebook cell would; return the error it raised ('' if none)."""
+        try:
+            code = compile(tree if tree is not None else parse(source) or source, "<cell>", "exec")
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                exec(code, namespace)
+        except Exception as error:  # noqa: BLE001 - a student's cell may raise anything
+            return f"{type(error).__name__}: {error}"
+        return ""
+
+    def grade(self, answers, functions):
+        """({function: Report} for `functions`, {function: its cell's first visible failure}) of a submission with `answers`."""
+        cells = copy.deepcopy(self.cells)
+        namespace = dict(self.namespace)
+        for cell in cells:
+            answer = answers.get(course.grade_id(cell))
+            if course.grade_id(cell) in self.solutions:
+                cell.source = answer if answer is not None else "raise NotImplementedError()"
+                namespace.pop(course.grade_id(cell), None)
+                self._run(cell.source, namespace)
+            elif not self._is_test(cell) and (tree := parse(cell.source)) is not None:
+                self._run("", namespace, _definitions(tree))
+        code = SubmissionCode.from_cells(cells)
+        reports, visible = {}, {}
+        for cell in filter(self._is_test, cells):
+            function = course.grade_id(cell).removeprefix("test_")
+            failure = self._run(cell.source.split(HIDDEN_END, 1)[-1], dict(namespace))
+            if failure:
+                visible[function] = failure
+            if function in functions:
+                reports[function] = run_exercise(self.assignment, function, InProcessStudent(namespace), self.points[function], code, self.root)
+        return reports, visible
+
+
+def run(assignment, functions=(), root=None, out=sys.stdout):
+    """Check the catalog entries of `functions` (default: all); return the problems found."""
+    root = course.course_root() if root is None else root
+    here = os.getcwd()
+    os.chdir(course.source_notebook(assignment, root).parent)     # notebooks read their data relative to their folder
+    torch.set_num_threads(1)
+    try:
+        started = time.monotonic()
+        notebook = Notebook(assignment, root)
+        print(f"{assignment}: ran the notebook in {time.monotonic() - started:.1f} s", file=out)
+        cases = catalog.load(assignment, root)
+        chosen = set(functions) or set(notebook.points)
+        problems = []
+        for label, answers, entry, kind in _entries(notebook, cases, chosen):
+            started = time.monotonic()
+            reports, visible = notebook.grade(answers, chosen if entry is None else {entry.function})
+            for function, report in reports.items():
+                problem = _judge(kind, entry, report)
+                wrongly = visible.get(function, "") if kind == "solution" else "; ".join(visible.values()) if kind == "variants" else ""
+                if wrongly:
+                    problem = f"{problem}; a visible test fails on correct code: {wrongly}".lstrip("; ")
+                seen = ("visible FAIL" if visible else "visible pass") if kind not in ("solution", "stub") else ""
+                shown = f"{label} [{function}]" if entry is None else label
+                print(f"  {'PROBLEM' if problem else 'ok':<7} {report.points:>6g}/{report.max_points:<3g} {seen:<12} "
+                      f"{time.monotonic() - started:5.1f}s  {shown}", file=out)
+                if problem:
+                    problems.append(f"{shown}: {problem}\n{report.text()}")
+        return problems
+    finally:
+        os.chdir(here)
+
+
+def _entries(notebook, cases, chosen):
+    yield "solution", notebook.solutions, None, "solution"
+    yield "stub", {}, None, "stub"
+    for kind in ("MUTANTS", "VARIANTS", "FORBIDDEN", "REFLECTIVE"):
+        for entry in getattr(cases, kind, []):
+            if entry.function in chosen:
+                name = getattr(entry, "mistake", None) or getattr(entry, "description", None) or getattr(entry, "api", None) or entry.what
+                yield f"{kind.lower()[:-1] if kind.endswith('S') else kind.lower()}: {entry.function}: {name}", \
+                    {**notebook.solutions, entry.function: entry.code.strip("\n")}, entry, kind.lower()
+
+
+def _judge(kind, entry, report):
+    """What is wrong with this report for this kind of entry ('' when it keeps its promise)."""
+    full = report.points == report.max_points
+    if kind in ("solution", "variants"):
+        return "" if full else "correct code lost points"
+    if kind == "stub":
+        return "" if report.points == 0 else "the stub earned points"
+    if kind == "mutants":
+        if full:
+            return "the mistake got full marks"
+        return "" if entry.mistake in report.mistakes else f"not named (named: {list(report.mistakes) or 'nothing'})"
+    if kind == "forbidden":
+        return "" if report.points == 0 and entry.api in report.refusal else "not refused with the API named"
+    return "" if report.points == 0 and entry.what in report.refusal else "reflection not refused"
+
+
+def main(assignment, functions, root=None):
+    problems = run(assignment, functions, root)
+    for problem in problems:
+        print(f"PROBLEM {problem}")
+    print(f"{len(problems)} problem(s)")
+    return 1 if problems else 0
