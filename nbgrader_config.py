@@ -68,6 +68,13 @@ c.ExchangeFactory.collect = "mfml_grader.intake.TrustedCollect"
 # Student HTML is sanitised when grading (mfml_grader/judge/outputs.py); the HTML exports sanitise too.
 c.HTMLExporter.sanitize_html = True
 
+# Feedback pages wrap long lines and lay out the hidden-test report (mfml_grader/feedback.py).
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "mfml_grader.feedback.FeedbackStyle",
+]
+
 # Late policy: 10 % of the earned score per started day late (mfml_grader/late.py).
 c.AssignLatePenalties.plugin_class = "mfml_grader.late.PercentPerDay"
 c.PercentPerDay.percent_per_day = 10.0

@@ -49,16 +49,19 @@ def load(assignment, root):
     return module
 
 
-def batches(entries):
+def batches(entries, apart=None):
     """Group entries so no batch has two for the same function: one notebook per batch.
 
     Exercises are graded independently, so one notebook can carry a mutant for every function;
-    the functions without an entry in a batch keep the reference solution.
+    the functions without an entry in a batch keep the reference solution. `apart` maps a function
+    to the functions it must not share a notebook with (those whose visible tests reach it, and
+    the other way round), so that a failing visible test points at one entry.
     """
+    apart = apart or {}
     rounds = []
     for entry in entries:
         for batch in rounds:
-            if entry.function not in batch:
+            if entry.function not in batch and not apart.get(entry.function, set()) & set(batch):
                 batch[entry.function] = entry
                 break
         else:

@@ -35,17 +35,13 @@ def demo_answers(student, assignment, root):
 
 
 def write_demo_submissions(root):
-    """Write every demo student's notebook for every released assignment into submitted/."""
+    """Write every demo student's submission of every released assignment into submitted/."""
     for assignment in course.assignments(root):
-        release = nbformat.read(course.release_notebook(assignment, root), as_version=4)
         for student in DEMO_STUDENTS:
             answers = demo_answers(student, assignment, root)
-            if answers is None:
-                continue
-            folder = root / "submitted" / student / assignment
-            folder.mkdir(parents=True, exist_ok=True)
-            nbformat.write(submissions.fill(release, answers), folder / f"{assignment}.ipynb")
-            print(f"wrote submitted/{student}/{assignment}/{assignment}.ipynb")
+            if answers is not None:
+                path = submissions.submit(root, assignment, student, answers)
+                print(f"wrote {path.relative_to(root)}")
 
 
 def score_table(root):

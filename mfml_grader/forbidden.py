@@ -176,6 +176,16 @@ def _defined_names(node):
     return []
 
 
+def assigned_names(statement):
+    """The global names a top-level statement binds or changes: definitions, assignment and loop targets."""
+    names = _defined_names(statement)
+    if isinstance(statement, (ast.For, ast.AsyncFor)):
+        names += [n.id for n in ast.walk(statement.target) if isinstance(n, ast.Name)]
+    if isinstance(statement, (ast.For, ast.AsyncFor, ast.While, ast.If, ast.With, ast.Try)):
+        names += [n for child in ast.iter_child_nodes(statement) if isinstance(child, ast.stmt) for n in assigned_names(child)]
+    return names
+
+
 def _owner(path):
     """The module or class a dotted path names (`torch.nn.functional`, `torch.Tensor`), or None."""
     try:

@@ -7,10 +7,12 @@ helper or an import) becomes the content of the solution cell with that grade id
 
 import ast
 import re
+import shutil
+from pathlib import Path
 
 import nbformat
 
-from .course import grade_id
+from .course import grade_id, release_notebook
 
 SOLUTION_REGION = re.compile(r"^[ \t]*### BEGIN SOLUTION\n(.*?)^[ \t]*### END SOLUTION\n?", re.S | re.M)
 
@@ -47,3 +49,12 @@ def fill(release_notebook, answers):
         if grade_id(cell) in answers and cell.metadata["nbgrader"].get("solution"):
             cell.source = answers[grade_id(cell)]
     return notebook
+
+
+def submit(root, assignment, student, answers):
+    """Write submitted/<student>/<assignment>/ as a student would hand it in: the release's files and the filled notebook."""
+    release = release_notebook(assignment, root)
+    folder = Path(root) / "submitted" / student / assignment
+    shutil.copytree(release.parent, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+    nbformat.write(fill(nbformat.read(release, as_version=4), answers), folder / release.name)
+    return folder / release.name

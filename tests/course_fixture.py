@@ -43,10 +43,8 @@ class Course:
         return submissions.answers_from_source(nbformat.read(course.source_notebook(assignment, self.root), as_version=4))
 
     def submit(self, student, assignment, answers):
-        """Write a submission: the release notebook with `answers` in its solution cells."""
-        folder = self.root / "submitted" / student / assignment
-        folder.mkdir(parents=True, exist_ok=True)
-        nbformat.write(submissions.fill(self.release(assignment), answers), folder / f"{assignment}.ipynb")
+        """Write a submission: the release's files, and its notebook with `answers` in its solution cells."""
+        submissions.submit(self.root, assignment, student, answers)
 
     def scores(self, assignment, student):
         """{function: (score, max)} for every test cell of a graded submission."""

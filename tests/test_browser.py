@@ -2,6 +2,7 @@
 in headless Chromium by Playwright. Screenshots go to test-artifacts/ (ignored by git).
 """
 
+import re
 import shutil
 import socket
 import subprocess
@@ -138,3 +139,45 @@ def test_report_renders_as_a_readable_image(browser, graded_course):
     pixels = numpy.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 20, "the rendered report is blank"
     assert page.locator("img").count() >= 21 and page.locator("h2", has_text="ps1_linear_algebra").count() == 1
+
+
+def _feedback_subject(root):
+    """(assignment, student) of a graded mutant whose feedback has a mistake explaining several checks and a failing visible test."""
+    from mfml_grader import course, validate
+
+    for assignment in ("ps6_mini_gpt", *course.assignments(REPO)):
+        for student, (_, _, kind) in validate.plan(REPO, assignment).items():
+            cells = course.test_cell_results(root, assignment, student) if kind == "mutants" else {}
+            repeated = any(len(titles) >= 2 for r in cells.values() if r.report for titles in r.report.mistakes.values())
+            if repeated and any(r.visible_error for r in cells.values()):
+                return assignment, student
+    raise AssertionError("no graded mutant has a mistake that explains two checks and a failing visible test")
+
+
+def test_feedback_page_is_readable(browser, graded_course):
+    """A feedback page in a narrow window: no line cut off, each mistake named once per cell, no bare score."""
+    root, _ = graded_course
+    assignment, student = _feedback_subject(root)
+    subprocess.run(["nbgrader", "generate_feedback", assignment, f"--student={student}", "--force"], cwd=root,
+                   env=nbgrader_env(), check=True, capture_output=True)
+    (page_file,) = (root / "feedback" / student / assignment).glob("*.html")
+    page = browser.new_page(viewport={"width": 900, "height": 1200})
+    page.goto(page_file.as_uri())
+    page.wait_for_selector("div.mfml-report")
+    page.screenshot(path=str(ARTIFACTS / "feedback.png"), full_page=True)
+    cut = page.evaluate("""() => [...document.querySelectorAll('pre, div.output_subarea, div.mfml-report')]
+        .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.slice(0, 80))""")
+    assert not cut, f"lines cut off at the right edge: {cut}"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the page scrolls sideways"
+    reports = page.locator("div.mfml-report")
+    assert reports.count() >= 5, "every test cell shows its hidden-test report"
+    for i in range(reports.count()):
+        lines = reports.nth(i).locator("p.mfml-mistake").all_inner_texts()
+        names = [line.split(".")[0] for line in lines]
+        assert len(names) == len(set(names)), f"a mistake is named twice in one cell: {lines}"
+        assert reports.nth(i).inner_text().count("Likely mistake") == len(lines)
+    assert page.locator("p.mfml-mistake", has_text=re.compile(r"explains \d+ failing checks")).count() >= 1, "a mistake that explains several checks says which"
+    bare = page.evaluate(r"""() => [...document.querySelectorAll('div.output_subarea')]
+        .map(e => e.innerText.trim()).filter(t => /^-?[0-9.]+$/.test(t))""")
+    assert not bare, f"bare scores shown after the reports: {bare}"
+    assert page.locator("div.output_error, div.output_stderr").count() >= 1, "the failing visible test is shown"

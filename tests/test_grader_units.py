@@ -183,3 +183,79 @@ def test_forbidden_modules_and_classes_refuse_use_and_come_back():
         with pytest.raises(ForbiddenAPIError, match="torch.autograd.grad"):
             torch.autograd.grad((x * 2).sum(), x)
     assert torch.optim.AdamW is not None and hasattr(torch.optim, "SGD")
+
+
+class TestResults:
+    """A test cell's result as data: each mistake once, HTML escaped, the same report read back."""
+
+    @staticmethod
+    def report():
+        from mfml_grader.exercise import CheckFailed, Mistake
+        from mfml_grader.results import Report
+
+        unbiased = Mistake("unbiased variance", "divide by C, not C - 1.")
+        report = Report("layer_norm", 2.0)
+        report.add("worked example")
+        report.add("batched float32", CheckFailed("layer_norm(x=float32 (2, 5, 12)): differs <by> 0.1", unbiased))
+        report.add("rows float64", CheckFailed("layer_norm(x=float64 (7, 6)): differs by 0.2", unbiased))
+        report.add("constant features", CheckFailed("nan at index (1, 0)"))
+        return report
+
+    def test_each_mistake_once_with_the_checks_it_explains(self):
+        report = self.report()
+        text = report.text()
+        assert report.points == 0.5 and report.mistakes == {"unbiased variance": ["batched float32", "rows float64"]}
+        assert text.count("Likely mistake: unbiased variance. divide by C, not C - 1.") == 1
+        assert "explains 2 failing checks: 'batched float32'; 'rows float64'" in text
+        assert text.index("nan at index (1, 0)") < text.index("Likely mistake")
+
+    def test_html_escapes_every_message_and_the_bundle_reads_back(self):
+        from mfml_grader.results import MIME, read_cell
+
+        report = self.report()
+        bundle = report.bundle()
+        assert bundle["text/plain"] == "0.5" and "&lt;by&gt;" in bundle["text/html"] and "<by>" not in bundle["text/html"]
+        cell = nbformat.v4.new_code_cell("", outputs=[nbformat.v4.new_output("execute_result", data=bundle, execution_count=None),
+                                                       nbformat.v4.new_output("error", ename="AssertionError", evalue="visible", traceback=[])])
+        cell = nbformat.reads(nbformat.writes(nbformat.v4.new_notebook(cells=[cell])), as_version=4).cells[0]
+        result = read_cell(cell)
+        assert result.report == report and result.visible_error == "AssertionError: visible"
+        assert MIME in cell.outputs[0]["data"]
+
+    def test_nbgrader_reads_the_score_of_the_bundle(self):
+        from nbgrader.utils import determine_grade
+
+        cell = nbformat.v4.new_code_cell("", outputs=[nbformat.v4.new_output("execute_result", data=self.report().bundle(), execution_count=None)])
+        cell.metadata["nbgrader"] = {"grade": True, "solution": False, "points": 2, "grade_id": "test_layer_norm"}
+        assert determine_grade(cell) == (0.5, 2.0)
+
+
+def test_visible_test_dependencies_follow_names_through_cells():
+    from mfml_grader.validate import test_cell_dependencies
+
+    def code(source, grade_id=None, solution=False):
+        cell = nbformat.v4.new_code_cell(source)
+        if grade_id:
+            cell.metadata["nbgrader"] = {"grade_id": grade_id, "solution": solution, "grade": not solution, "locked": not solution}
+        return cell
+
+    notebook = nbformat.v4.new_notebook(cells=[
+        code("def softmax(x):\n    return x", "softmax", solution=True),
+        code("def attention(q):\n    return softmax(q)", "attention", solution=True),
+        code("def helper(q):\n    return attention(q)\nx = 1"),
+        code("### BEGIN HIDDEN TESTS\ngrade()\n### END HIDDEN TESTS\nassert softmax(x)", "test_softmax"),
+        code("y = helper(x)"),
+        code("assert y", "test_attention"),
+        code("y = 2"),
+        code("assert y and softmax(2)", "test_other"),
+    ])
+    assert test_cell_dependencies(notebook) == {"softmax": {"softmax"}, "attention": {"attention", "softmax"}, "other": {"softmax"}}
+
+
+def test_catalog_batches_keep_dependent_functions_apart():
+    from mfml_grader.catalog import Mutant, batches
+
+    entries = [Mutant(f, "m", "") for f in ("softmax", "attention", "softmax", "l2_norm", "attention")]
+    rounds = batches(entries, apart={"softmax": {"attention"}, "attention": {"softmax"}})
+    assert all(not {"softmax", "attention"} <= set(batch) for batch in rounds)
+    assert len(rounds) == 4 and sum(map(len, rounds)) == 5     # two of each apart: four notebooks at least
