@@ -85,7 +85,7 @@ class Report:
     def html(self):
         """The report as HTML: every piece of text escaped (messages can quote student output)."""
         e = html.escape
-        parts = [f'<div class="mfml-report"><p class="mfml-headline"><b>{e(self.headline())}</b></p>']
+        parts = [f'<div class="mfml-report"><div class="mfml-headline"><b>{e(self.headline())}</b></div>']
         if self.refusal:
             parts.append(f'<pre class="mfml-refusal">{e(self.refusal)}</pre>')
         else:
@@ -96,8 +96,8 @@ class Report:
                 parts.append(f'<li class="mfml-{status.lower()}"><b>{status}</b> {e(check.title)}{message}</li>')
             parts.append("</ul>")
             for name, titles in self.mistakes.items():
-                parts.append(f'<p class="mfml-mistake"><b>Likely mistake: {e(name)}.</b> {e(self.fixes.get(name, ""))} '
-                             f"<em>(explains {e(_checks(titles))})</em></p>")
+                parts.append(f'<div class="mfml-mistake"><b>Likely mistake: {e(name)}.</b> {e(self.fixes.get(name, ""))} '
+                             f"<em>(explains {e(_checks(titles))})</em></div>")
         parts.append("</div>")
         return "".join(parts)
 

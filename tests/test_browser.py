@@ -171,12 +171,13 @@ def test_feedback_page_is_readable(browser, graded_course):
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the page scrolls sideways"
     reports = page.locator("div.mfml-report")
     assert reports.count() >= 5, "every test cell shows its hidden-test report"
+    assert 'class="mfml' not in page.inner_text("body"), "the report's markup shows as text (a tag the sanitiser refuses)"
     for i in range(reports.count()):
-        lines = reports.nth(i).locator("p.mfml-mistake").all_inner_texts()
+        lines = reports.nth(i).locator("div.mfml-mistake").all_inner_texts()
         names = [line.split(".")[0] for line in lines]
         assert len(names) == len(set(names)), f"a mistake is named twice in one cell: {lines}"
         assert reports.nth(i).inner_text().count("Likely mistake") == len(lines)
-    assert page.locator("p.mfml-mistake", has_text=re.compile(r"explains \d+ failing checks")).count() >= 1, "a mistake that explains several checks says which"
+    assert page.locator("div.mfml-mistake", has_text=re.compile(r"explains \d+ failing checks")).count() >= 1, "a mistake that explains several checks says which"
     bare = page.evaluate(r"""() => [...document.querySelectorAll('div.output_subarea')]
         .map(e => e.innerText.trim()).filter(t => /^-?[0-9.]+$/.test(t))""")
     assert not bare, f"bare scores shown after the reports: {bare}"
