@@ -29,7 +29,7 @@ c.Execute.startup_timeout = 120
 c.Execute.execute_retries = 1
 
 # Only the release notebooks are handed out.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".hypothesis"]
 
 # Grading runs student code in a bubblewrap sandbox and the tests in this (trusted) process:
 # mfml_grader/judge/. MFML_EXECUTOR=kernel selects nbgrader's stock kernel executor instead

@@ -16,6 +16,7 @@ import copy
 import io
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -105,8 +106,11 @@ class Notebook:
 
 def run(assignment, functions=(), root=None, out=sys.stdout):
     """Check the catalog entries of `functions` (default: all); return the problems found."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
     root = course.course_root() if root is None else root
-    here = os.getcwd()
+    here, scratch = os.getcwd(), tempfile.TemporaryDirectory()
+    set_hypothesis_home_dir(scratch.name)                         # not .hypothesis/ in source/ (it would be released)
     os.chdir(course.source_notebook(assignment, root).parent)     # notebooks read their data relative to their folder
     torch.set_num_threads(1)
     try:
@@ -133,6 +137,7 @@ def run(assignment, functions=(), root=None, out=sys.stdout):
         return problems
     finally:
         os.chdir(here)
+        scratch.cleanup()
 
 
 def _entries(notebook, cases, chosen):
