@@ -1,7 +1,10 @@
 """Hidden checks for ps1_linear_algebra: every function against a torch reference in float64.
 
 Inputs are seeded, non-square (T_q != T_k != d, out != in) so that a missing transpose cannot pass
-by luck, in float32 and float64, with and without batch dims. Tolerances: mfml_grader.compare.
+by luck, in float32 and float64, with and without batch dims (2-D-only code fails there). Worked
+examples do not hide factors (alpha not divisible by r, a 3 x 3 softmax so that a missing keepdim
+shows in the values); edge inputs the spec allows are checked too (all-zero vectors for l2_norm).
+Tolerances: mfml_grader.compare.
 """
 
 import math
@@ -35,6 +38,10 @@ class TestL2Norm(Exercise):
                 lambda x, dim=-1: (x * x).sum(-1).sqrt()),
         Mistake("kept the reduced dimension", "use sum(dim) without keepdim=True: the norm removes that dimension.",
                 lambda x, dim=-1: (x * x).sum(dim, keepdim=True).sqrt()),
+        Mistake("root mean square (mean instead of sum)", "‖x‖₂ sums the squares: (x * x).sum(dim).sqrt(); the mean also divides by the size of dim.",
+                lambda x, dim=-1: (x * x).mean(dim).sqrt()),
+        Mistake("scaled by max|x| (0/0 on an all-zero vector)", "m·√(Σ (x/m)²) with m = max|x| divides 0 by 0 when x = 0: compute √(Σ x²) directly (or return 0 where m = 0).",
+                lambda x, dim=-1: _max_scaled_norm(x, dim)),
     )
 
     @staticmethod
@@ -44,6 +51,13 @@ class TestL2Norm(Exercise):
     def test_worked_example(self, student):
         """worked example: ‖(3, 4)‖ = 5"""
         self.expect(student, torch.tensor([[3.0, 4.0], [5.0, 12.0]]))
+
+    def test_zero_vectors(self, student):
+        """all-zero vectors have length 0 (no 0/0), float32 and float64"""
+        x = randn(4, 5, seed=5)
+        x[1] = 0.0
+        self.expect(student, x)
+        self.expect(student, torch.zeros(3, 2, dtype=torch.float64), dim=0)
 
     def test_batched_float32(self, student):
         """batch of vectors, float32, last dim"""
@@ -69,6 +83,12 @@ class TestL2Norm(Exercise):
         self.expect(student, x, dim=dim)
 
 
+def _max_scaled_norm(x, dim):
+    """m·√(Σ (x/m)²) with m = max|x| along dim: overflow-safe, but 0/0 = nan on an all-zero vector."""
+    m = x.abs().amax(dim, keepdim=True)
+    return (m * ((x / m) ** 2).sum(dim, keepdim=True).sqrt()).squeeze(dim)
+
+
 class TestLinear(Exercise):
     function = "linear"
     forbidden = ("torch.nn.functional.linear", "torch.nn.Linear", "torch.nn.modules.linear")
@@ -81,6 +101,11 @@ class TestLinear(Exercise):
                 lambda x, W, b=None: (W @ x) + (0 if b is None else b)),
         Mistake("bias subtracted", "the affine map adds the bias: x @ W.T + b.",
                 lambda x, W, b=None: x @ W.T - (0 if b is None else b)),
+        Mistake("b=None not handled", "`b` is optional: add it only when it is given (`if b is not None: y = y + b`).",
+                lambda x, W, b=None: x @ W.T + b),
+        Mistake("batch dims flattened and not restored", "x may be (in,) or carry several batch dims: compute x @ W.T directly (it keeps them), "
+                "or reshape the result back to (*x.shape[:-1], out).",
+                lambda x, W, b=None: x.reshape(-1, x.shape[-1]) @ W.T + (0 if b is None else b)),
     )
 
     @staticmethod
@@ -122,7 +147,11 @@ class TestAttentionScores(Exercise):
         Mistake("k @ qᵀ (scores transposed)", "row i must hold query i's scores against every key: q @ kᵀ.",
                 lambda q, k: k @ q.transpose(-2, -1) / math.sqrt(q.shape[-1])),
         Mistake("k transposed with .T on a batched tensor", "`.T` reverses every dim; use k.transpose(-2, -1) (or k.mT).",
-                lambda q, k: q @ k.T / math.sqrt(q.shape[-1])),
+                lambda q, k: q @ k.permute(*reversed(range(k.dim()))) / math.sqrt(q.shape[-1])),
+        Mistake("d_k read from q.shape[1] (right only for 2-D q)", "with batch and head dims in front, q.shape[1] is not the feature size: d_k = q.shape[-1].",
+                lambda q, k: q @ k.transpose(-2, -1) / math.sqrt(q.shape[1])),
+        Mistake("transposed dims 1 and 2 of k (right only for 3-D inputs)", "transpose the last two dims, whatever comes before them: k.transpose(-2, -1).",
+                lambda q, k: q @ k.transpose(1, 2) / math.sqrt(q.shape[-1])),
     )
 
     @staticmethod
@@ -167,6 +196,10 @@ class TestSoftmax(Exercise):
                 lambda x, dim=-1: x.exp() / x.exp().sum(dim, keepdim=True)),
         Mistake("shifted by the global max (underflows rows far below it)", "subtract the max of each slice (amax(dim, keepdim=True)), not of the whole tensor.",
                 lambda x, dim=-1: (x - x.max()).exp() / (x - x.max()).exp().sum(dim, keepdim=True)),
+        Mistake("sum without keepdim=True (divides along the wrong dim)", "e.sum(dim) drops dim, so it broadcasts against the wrong axis: use e.sum(dim, keepdim=True).",
+                lambda x, dim=-1: _shifted_exp(x, dim) / _shifted_exp(x, dim).sum(dim)),
+        Mistake("max without keepdim=True (the shift varies along dim)", "x.amax(dim) drops dim, so each entry gets another slice's max: use x.amax(dim, keepdim=True).",
+                lambda x, dim=-1: (x - x.amax(dim)).exp() / (x - x.amax(dim)).exp().sum(dim, keepdim=True)),
     )
 
     @staticmethod
@@ -174,8 +207,8 @@ class TestSoftmax(Exercise):
         return torch.softmax(x, dim=dim)
 
     def test_worked_example(self, student):
-        """worked example: softmax([0, ln 3]) = [0.25, 0.75]"""
-        self.expect(student, torch.tensor([[0.0, math.log(3.0)], [1.0, 1.0]]))
+        """worked example: softmax(log [1, 2, 5]) = [1/8, 2/8, 5/8]; rows log [1, 1, 1] and log [3, 1, 4] (3 x 3)"""
+        self.expect(student, torch.tensor([[1.0, 2.0, 5.0], [1.0, 1.0, 1.0], [3.0, 1.0, 4.0]]).log())
 
     def test_rows_float32(self, student):
         """(4, 10) float32, last dim"""
@@ -218,6 +251,11 @@ class TestSoftmax(Exercise):
             raise CheckFailed(f"softmax(x + {shift:.3g}, dim={dim}) differs from softmax(x, dim={dim}) for x {tuple(x.shape)}: softmax must not change when a constant is added")
 
 
+def _shifted_exp(x, dim):
+    """exp(x − max) along dim, the max kept as a broadcastable dim."""
+    return (x - x.amax(dim, keepdim=True)).exp()
+
+
 class TestAttention(Exercise):
     function = "attention"
     forbidden = ("torch.nn.functional.scaled_dot_product_attention", "torch.nn.MultiheadAttention",
@@ -237,6 +275,11 @@ class TestAttention(Exercise):
                 lambda q, k, v, causal=False: _attend(q, k, v, _tril(q, k) if causal else None, softmax_dim=-2)),
         Mistake("causal mask aligned bottom-right", "this course aligns the causal mask top-left like F.scaled_dot_product_attention: query i sees keys 0..i.",
                 lambda q, k, v, causal=False: _attend(q, k, v, _tril(q, k, k.shape[-2] - q.shape[-2]) if causal else None)),
+        Mistake("masked scores set to 0 instead of −inf", "a score of 0 still gets weight e⁰ after softmax (multiplying the scores by a 0/1 mask does the same): "
+                "fill the masked scores with float('-inf').",
+                lambda q, k, v, causal=False: _attend(q, k, v, _tril(q, k) if causal else None, fill=0.0)),
+        Mistake("causal mask built T_q × T_q (assumes T_q = T_k)", "the mask has one row per query and one column per key: torch.ones(T_q, T_k).tril().",
+                lambda q, k, v, causal=False: _attend(q, k, v, _tril(q, q) if causal else None)),
     )
 
     @staticmethod
@@ -262,6 +305,12 @@ class TestAttention(Exercise):
         """causal, T_q = T_k = 6"""
         q, k, v = (randn(6, 4, seed=s, dtype=torch.float64) for s in (46, 47, 48))
         self.expect(student, q, k, v, causal=True)
+
+    def test_causal_worked_example(self, student):
+        """causal worked example: T_q=2 < T_k=3, query 0 sees key 0 only, query 1 keys 0 and 1"""
+        q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        k = torch.tensor([[1.0, 1.0], [0.0, 2.0], [3.0, 0.0]])
+        self.expect(student, q, k, torch.tensor([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]), causal=True)
 
     def test_causal_more_keys(self, student):
         """causal with T_q=3 < T_k=5 (mask aligned top-left), batched float32"""
@@ -308,11 +357,11 @@ def _tril(q, k, diagonal=0):
     return torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril(diagonal)
 
 
-def _attend(q, k, v, keep=None, scale=None, softmax_dim=-1, mask_after_softmax=False):
+def _attend(q, k, v, keep=None, scale=None, softmax_dim=-1, mask_after_softmax=False, fill=float("-inf")):
     """Attention with the (query, key) pairs in `keep` allowed: the broken variants above."""
     scores = q @ k.mT / (math.sqrt(q.shape[-1]) if scale is None else scale)       # (..., T_q, T_k)
     if keep is not None and not mask_after_softmax:
-        scores = scores.masked_fill(~keep, float("-inf"))
+        scores = scores.masked_fill(~keep, fill)
     weights = torch.softmax(scores, softmax_dim)                                    # (..., T_q, T_k)
     if keep is not None and mask_after_softmax:
         weights = weights * keep
@@ -332,6 +381,11 @@ class TestLowRankApprox(Exercise):
                 lambda A, r: _svd_parts(A, slice(0, r + 1))),
         Mistake("rank r - 1 (off by one)", "keep exactly r singular values: S[:r], U[:, :r], Vh[:r].",
                 lambda A, r: _svd_parts(A, slice(0, max(r - 1, 0)))),
+        Mistake("Vh sliced by columns (Vh[:, :r])", "the right singular vectors are the ROWS of Vh: keep Vh[:r] (r, n), not Vh[:, :r].",
+                lambda A, r: (lambda U, S, Vh: U[:, :r] @ torch.diag(S[:r]) @ Vh[:, :r])(*torch.linalg.svd(A, full_matrices=False))),
+        Mistake("full SVD: U @ diag(S) @ Vh only fits a square A", "with full_matrices=True, U is (m, m) and Vh (n, n) but S has min(m, n) entries: "
+                "call torch.linalg.svd(A, full_matrices=False), or slice U[:, :r] and Vh[:r].",
+                lambda A, r: (lambda U, S, Vh: U @ torch.diag(S * (torch.arange(len(S)) < r)) @ Vh)(*torch.linalg.svd(A))),
     )
 
     @staticmethod
@@ -341,6 +395,10 @@ class TestLowRankApprox(Exercise):
     def test_worked_example(self, student):
         """worked example: rank 1 of diag(3, 1) keeps only the 3"""
         self.expect(student, torch.tensor([[3.0, 0.0], [0.0, 1.0]]), 1)
+
+    def test_non_symmetric_example(self, student):
+        """rank 1 of a non-symmetric 3 x 2 matrix (Vh is not symmetric, so a transposed Vh shows)"""
+        self.expect(student, torch.tensor([[2.0, 1.0], [0.0, 1.0], [1.0, -1.0]], dtype=torch.float64), 1)
 
     def test_wide_float32(self, student):
         """rank 8 of a 32 x 64 matrix (the notebook's experiment), float32"""
@@ -385,6 +443,10 @@ class TestLoraForward(Exercise):
                 lambda x, W, A, B, alpha: x @ W.T + (alpha / B.shape[0]) * (x @ A.T @ B.T)),
         Mistake("multiplied by r / alpha", "the scale is alpha / r.",
                 lambda x, W, A, B, alpha: x @ W.T + (A.shape[0] / alpha) * (x @ A.T @ B.T)),
+        Mistake("r taken from A.shape[1] (in) instead of A.shape[0]", "A is (r, in): the rank is its FIRST dim, r = A.shape[0].",
+                lambda x, W, A, B, alpha: x @ W.T + (alpha / A.shape[1]) * (x @ A.T @ B.T)),
+        Mistake("torch.mm takes 2-D x only", "x may carry batch dims (..., in): use @ (torch.matmul), which maps every row.",
+                lambda x, W, A, B, alpha: torch.mm(x, W.T) + (alpha / A.shape[0]) * torch.mm(torch.mm(x, A.T), B.T)),
     )
 
     @staticmethod
@@ -392,10 +454,11 @@ class TestLoraForward(Exercise):
         return x @ W.T + (alpha / A.shape[0]) * (x @ A.T @ B.T)
 
     def test_worked_example(self, student):
-        """worked example: rank 1 update with alpha = r"""
-        x = torch.tensor([[1.0, 2.0]])
-        W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-        self.expect(student, x, W, torch.tensor([[1.0, -1.0]]), torch.tensor([[1.0], [0.0], [2.0]]), 1)
+        """worked example: in=4, r=2, out=3, alpha=5 (scale 2.5) gives [[1, 7, 4]]"""
+        x = torch.tensor([[1.0, 2.0, 0.0, -1.0]])
+        W = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])
+        A = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0]])
+        self.expect(student, x, W, A, torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), 5)
 
     def test_non_square_float32(self, student):
         """out=6, in=5, r=2, alpha=5 (not divisible by r), float32"""

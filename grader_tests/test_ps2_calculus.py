@@ -5,6 +5,7 @@ inputs. Shapes are non-square (N != in != out, D != H != C) so that a transposed
 pass by luck, and one check per layer uses a square weight so that a wrong transpose shows in the
 values too. Finite differences are checked in float64 at a tolerance of 1e-8, tight enough to tell
 a central difference (error ~1e-10) from a forward one (~1e-5); float32 only with a large step.
+The gradient-check metric also sees gradients of opposite signs (|a| + |b|, not |a + b|).
 Tolerances otherwise: mfml_grader.compare.
 """
 
@@ -13,6 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mfml_grader.compare import matches
 from mfml_grader.exercise import CheckFailed, Exercise, Mistake, SourceFunction, randn
 
 AUTOGRAD = ("torch.autograd.grad", "torch.autograd.backward", "torch.autograd.functional", "torch.func",
@@ -39,10 +41,19 @@ def _numeric(f, x, h, combine):
     return out
 
 
+def _central(fp, f0, fm, h):
+    """The central difference from f(x+h), f(x), f(x-h): the `combine` of the correct slope."""
+    return (fp - fm) / (2 * h)
+
+
+# Both recognised by a property in TestCentralDifference.diagnose: slopes of exactly 0 everywhere
+# (f(x+h) and f(x-h) saw the same tensor), and the right slopes in another dtype than x's.
 IN_PLACE = Mistake(
     "x perturbed in place instead of a copy",
-    "`xp = x` is not a copy: perturb `x.clone()` (or build x + h·eᵢ) so that x stays unchanged and f(x+h) and f(x-h) see different inputs.",
-    lambda f, x, h=1e-5: torch.zeros_like(x))
+    "`xp = x` is not a copy: perturb `x.clone()` (or build x + h·eᵢ) so that x stays unchanged and f(x+h) and f(x-h) see different inputs.")
+DEFAULT_DTYPE = Mistake(
+    "gradient created in the default dtype (float32)",
+    "`torch.zeros(n)` is float32 whatever x is: create the gradient with torch.zeros_like(x) (or dtype=x.dtype), so float64 slopes keep their digits.")
 
 
 class TestCentralDifference(Exercise):
@@ -60,7 +71,10 @@ class TestCentralDifference(Exercise):
                 lambda f, x, h=1e-5: _numeric(f, x, h, lambda fp, f0, fm, h: (fp - fm) / 2 * h)),
         Mistake("every entry perturbed at once", "move one entry at a time (x + h·eᵢ) and fill entry i of the result: the gradient has the shape of x.",
                 lambda f, x, h=1e-5: (f(x + h) - f(x - h)) / (2 * h)),
+        Mistake("gradient returned flat (shape (n,)), not shaped like x", "reshape the slopes back to x's shape: grad.view(x.shape) (or fill a torch.zeros_like(x)).",
+                lambda f, x, h=1e-5: _numeric(f, x, h, _central).reshape(-1)),
         IN_PLACE,
+        DEFAULT_DTYPE,
     )
 
     @staticmethod
@@ -72,6 +86,16 @@ class TestCentralDifference(Exercise):
     def describe_call(self, args, kwargs):
         """Show the function's source rather than its type."""
         return super().describe_call(args, kwargs).replace("f=a SourceFunction", f"f={args[0]!r}", 1)
+
+    def diagnose(self, got, args, kwargs, dtype):
+        """Also name the mistakes seen by a property: all-zero slopes, or the right slopes in the wrong dtype."""
+        if isinstance(got, torch.Tensor) and got.numel() and got.dtype.is_floating_point:
+            if not got.any():
+                return IN_PLACE
+            want = self.reference(*(a.double() if isinstance(a, torch.Tensor) else a for a in args), **kwargs)
+            if got.dtype != dtype and matches(got.float(), want.float(), torch.float32, self.tolerance):
+                return DEFAULT_DTYPE
+        return super().diagnose(got, args, kwargs, dtype)
 
     def test_worked_example(self, student):
         """worked example: the gradient of Σ x² at (1, 2, 3) is (2, 4, 6)"""
@@ -128,6 +152,10 @@ class TestCubicAndGrad(Exercise):
                 lambda x: (6 * (2 * x + 1) ** 2, (2 * x + 1) ** 3)),
         Mistake("y is 2x + 1 (missing parentheses: 2 * x + 1 ** 3)", "`**` binds tighter than `+`: write (2 * x + 1) ** 3.",
                 lambda x: (2 * x + 1, 6 * (2 * x + 1) ** 2)),
+        Mistake("chain rule as a sum (3u² + 2) instead of a product", "the chain rule multiplies the local derivatives: dy/dx = dy/du · du/dx = 3u² · 2.",
+                lambda x: ((2 * x + 1) ** 3, 3 * (2 * x + 1) ** 2 + 2)),
+        Mistake("`^` used for powers (bitwise xor in Python)", "Python writes powers with `**`: (2 * x + 1) ** 3; `^` is bitwise xor, which float tensors do not support.",
+                lambda x: ((2 * x + 1) ^ 3, 6 * (2 * x + 1) ^ 2)),
     )
 
     @staticmethod
@@ -176,6 +204,10 @@ class TestTanhBackward(Exercise):
                 lambda dout, out: dout * (1 - out) ** 2),
         Mistake("1 − out instead of 1 − out²", "the local derivative is 1 − out² (out squared).",
                 lambda dout, out: dout * (1 - out)),
+        Mistake("1 − out² · dout (missing parentheses)", "`*` binds tighter than `-`: write dout * (1 - out ** 2).",
+                lambda dout, out: 1 - out ** 2 * dout),
+        Mistake("matrix product instead of elementwise (dout @ (1 − out²))", "tanh acts on each entry: multiply elementwise with `*`, not `@`.",
+                lambda dout, out: dout @ (1 - out ** 2)),
     )
 
     @staticmethod
@@ -225,6 +257,10 @@ class TestLinearBackward(Exercise):
                 lambda dout, x, W: _linear_grads(dout, x, W, dW=lambda d, x, W: d.T @ x / x.shape[0])),
         Mistake("dx transposed (Wᵀ · doutᵀ)", "dx must have x's shape (N, in): dx = dout @ W.",
                 lambda dout, x, W: _linear_grads(dout, x, W, dx=lambda d, x, W: W.T @ d.T)),
+        Mistake("db summed over the out dim (dout.sum(1))", "b has one entry per output: sum dout over the batch rows, dout.sum(0), shape (out,).",
+                lambda dout, x, W: _linear_grads(dout, x, W, db=lambda d, x, W: d.sum(1))),
+        Mistake("returned (dW, dx, db) instead of (dx, dW, db)", "return the gradients in the order of the spec: (dx, dW, db).",
+                lambda dout, x, W: (lambda dx, dW, db: (dW, dx, db))(*_linear_grads(dout, x, W))),
     )
 
     @staticmethod
@@ -292,6 +328,10 @@ class TestCrossEntropyBackward(Exercise):
                 lambda logits, targets: (_naive_softmax(logits) - _one_hot(targets, logits)) / logits.shape[0]),
         Mistake("F.one_hot without num_classes", "F.one_hot(targets) has max(targets) + 1 columns; pass num_classes=logits.shape[1].",
                 lambda logits, targets: (torch.softmax(logits, -1) - F.one_hot(targets)) / logits.shape[0]),
+        Mistake("divided by C (the classes) instead of N", "the mean runs over the N rows (examples): divide by logits.shape[0].",
+                lambda logits, targets: (torch.softmax(logits, -1) - _one_hot(targets, logits)) / logits.shape[1]),
+        Mistake("gradient with respect to the probabilities (−1/p at the target)", "differentiate through the softmax too: with respect to the logits the gradient is (softmax − one-hot) / N.",
+                lambda logits, targets: -_one_hot(targets, logits) / torch.softmax(logits, -1) / logits.shape[0]),
     )
 
     @staticmethod
@@ -335,7 +375,7 @@ KEYS = ("W1", "b1", "W2", "b2")
 
 
 def _mlp(x, targets, params, *, per_example=False, sum_loss=False, local="h", bias_unsummed=False,
-         weights_transposed=False, W2_transposed=False, naive=False):
+         weights_transposed=False, W2_transposed=False, naive=False, db1_before_tanh=False, dW2_from_z=False):
     """(loss, grads) of the course's MLP; each keyword switches on one broken variant."""
     W1, b1, W2, b2 = (params[k] for k in KEYS)
     N = x.shape[0]
@@ -355,8 +395,8 @@ def _mlp(x, targets, params, *, per_example=False, sum_loss=False, local="h", bi
     if weights_transposed:
         dW1, dW2 = x.T @ dz, h.T @ dlogits
     else:
-        dW1, dW2 = dz.T @ x, dlogits.T @ h
-    db1, db2 = (dz, dlogits) if bias_unsummed else (dz.sum(0), dlogits.sum(0))
+        dW1, dW2 = dz.T @ x, dlogits.T @ (z if dW2_from_z else h)
+    db1, db2 = (dz, dlogits) if bias_unsummed else ((dh if db1_before_tanh else dz).sum(0), dlogits.sum(0))
     return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
 
 
@@ -386,6 +426,10 @@ class TestMlpLossAndGrads(Exercise):
                 lambda x, targets, params: _mlp(x, targets, params, W2_transposed=True)),
         Mistake("softmax without the max-shift (overflows on large logits)", "compute the loss with logsumexp and the probabilities with a max-shifted softmax.",
                 lambda x, targets, params: _mlp(x, targets, params, naive=True)),
+        Mistake("db1 taken before the tanh derivative (dh.sum(0))", "b1 sits inside the tanh, like W1: db1 = dz.sum(0) with dz = dh · (1 − h²).",
+                lambda x, targets, params: _mlp(x, targets, params, db1_before_tanh=True)),
+        Mistake("dW2 from the pre-activation z instead of h", "the second layer's input is h = tanh(z): dW2 = dlogitsᵀ h.",
+                lambda x, targets, params: _mlp(x, targets, params, dW2_from_z=True)),
     )
 
     @staticmethod
@@ -434,6 +478,10 @@ class TestRelativeError(Exercise):
                 lambda a, b: ((a - b).abs() / a.abs().clamp_min(1e-8)).max()),
         Mistake("absolute error (no denominator)", "divide by max(1e-8, |a| + |b|) so the error does not depend on the scale of the gradients.",
                 lambda a, b: (a - b).abs().max()),
+        Mistake("|a + b| instead of |a| + |b|", "add the magnitudes, |a| + |b|: where a and b have opposite signs |a + b| is near 0 and the error explodes.",
+                lambda a, b: ((a - b).abs() / (a + b).abs().clamp_min(1e-8)).max()),
+        Mistake("divided by max(|a|, |b|)", "this course's metric divides by the sum |a| + |b| (floored at 1e-8), not by the larger magnitude.",
+                lambda a, b: ((a - b).abs() / torch.maximum(a.abs(), b.abs()).clamp_min(1e-8)).max()),
     )
 
     @staticmethod
@@ -463,6 +511,13 @@ class TestRelativeError(Exercise):
         """entries below 1e-8 are divided by 1e-8 (the floor of max(1e-8, |a| + |b|))"""
         a = torch.tensor([3e-9, 1.0, 0.0, -2.0], dtype=torch.float64)
         self.expect(student, a, torch.tensor([-1e-9, 1.0, 0.0, -2.0], dtype=torch.float64))
+
+    def test_opposite_signs(self, student):
+        """gradients with opposite signs (a sign bug) have relative error 1, float64"""
+        a = randn(4, 5, seed=75, dtype=torch.float64)
+        b = a * (1 + randn(4, 5, seed=76, dtype=torch.float64, scale=1e-3))
+        b[1:3] = -b[1:3]
+        self.expect(student, a, b)
 
     def test_identical(self, student):
         """identical tensors have relative error 0"""
@@ -497,6 +552,10 @@ class TestMaxStableLr(Exercise):
                 lambda H: 2 / H.diagonal().sum()),
         Mistake("λ_max / 2 (inverted)", "the limit is 2 / λ_max: larger curvature means a smaller step.",
                 lambda H: _eig(H).max() / 2),
+        Mistake("Frobenius norm used as λ_max", "the Frobenius norm √(Σ λ²) exceeds λ_max: use torch.linalg.eigvalsh(H)[-1] (or the spectral norm, ord=2).",
+                lambda H: 2 / torch.linalg.matrix_norm(H)),
+        Mistake("optimal rate 2/(λ_max + λ_min), not the stability limit", "2/(λ_max + λ_min) is the fastest rate; the largest stable one is 2/λ_max.",
+                lambda H: 2 / (_eig(H).max() + _eig(H).min())),
     )
 
     @staticmethod
@@ -504,8 +563,8 @@ class TestMaxStableLr(Exercise):
         return 2 / torch.linalg.eigvalsh(H).max()
 
     def test_worked_example(self, student):
-        """worked example: [[2, 1], [1, 2]] has eigenvalues 1 and 3, so 2/3"""
-        self.expect(student, torch.tensor([[2.0, 1.0], [1.0, 2.0]]))
+        """worked example: [[2, 1, 0], [1, 2, 0], [0, 0, 1]] has eigenvalues 1, 1 and 3, so 2/3"""
+        self.expect(student, torch.tensor([[2.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 0.0, 1.0]]))
 
     def test_rotated_float64(self, student):
         """5 x 5 float64, eigenvalues 0.5 .. 7, non-diagonal"""

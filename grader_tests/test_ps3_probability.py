@@ -6,7 +6,9 @@ usual tolerance and in float32 at a tolerance that grows with |logits| (rounding
 ~6e-5 in float32). KL is compared with the exact formula (torch.xlogy in float64), because
 torch.distributions clamps tiny probabilities. Samplers are checked by their distribution
 (chi-square over seeded draws), determinism under a seeded generator and the temperature limits,
-never draw by draw against one reference sampler. Tolerances: mfml_grader.compare.
+never draw by draw against one reference sampler. The Gaussian MLE also sees float32 data far
+from 0 (1e4 + N(0, 1), where a one-pass E[x²] − μ² cancels), and cross_entropy's reductions must
+be 0-d tensors, as the spec says. Tolerances: mfml_grader.compare.
 """
 
 import contextlib
@@ -15,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mfml_grader.compare import difference
+from mfml_grader.compare import difference, matches
 from mfml_grader.exercise import CheckFailed, Exercise, Mistake, modified, randn, seeded
 
 SOFTMAX_APIS = (
@@ -52,6 +54,12 @@ def _log_softmax_global_shift(logits, dim=-1):
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
 
+def _log_softmax_along(logits, dim, keepdim_max=True):
+    """x − m − log Σ exp(x − m) along `dim`, with the max taken with or without keepdim."""
+    shifted = logits - logits.amax(dim, keepdim=keepdim_max)
+    return shifted - shifted.exp().sum(dim, keepdim=True).log()
+
+
 class TestLogSoftmax(LargeInputs, Exercise):
     function = "log_softmax"
     forbidden = (*SOFTMAX_APIS, *LOGSUMEXP_APIS)
@@ -72,6 +80,10 @@ class TestLogSoftmax(LargeInputs, Exercise):
                 _log_softmax_global_shift),
         Mistake("returned probabilities, not log-probabilities", "return log p = x − m − log Σ exp(x − m), not p.",
                 lambda logits, dim=-1: torch.softmax(logits, dim)),
+        Mistake("dim hard-coded to 1 (right only for 2-D logits)", "reduce along the `dim` argument: logits may be (C,), (N, C) or (B, T, C), and dim may be 0.",
+                lambda logits, dim=-1: _log_softmax_along(logits, 1)),
+        Mistake("max without keepdim=True (the shift varies along dim)", "logits.amax(dim) drops dim, so each entry is shifted by another slice's max: use amax(dim, keepdim=True).",
+                lambda logits, dim=-1: _log_softmax_along(logits, dim, keepdim_max=False)),
     )
 
     @staticmethod
@@ -86,6 +98,14 @@ class TestLogSoftmax(LargeInputs, Exercise):
         """(4, 10) float32, last dim"""
         self.expect(student, randn(4, 10, seed=100, scale=3.0))
 
+    def test_single_vector(self, student):
+        """a single 1-D vector of 7 logits, float64"""
+        self.expect(student, randn(7, seed=103, dtype=torch.float64))
+
+    def test_batched_last_dim(self, student):
+        """(B=2, T=3, C=4) float64 along the last dim"""
+        self.expect(student, randn(2, 3, 4, seed=109, dtype=torch.float64, scale=2.0))
+
     def test_dim0_float64(self, student):
         """float64 along dim=0 of a (5, 3) tensor"""
         self.expect(student, randn(5, 3, seed=101, dtype=torch.float64), dim=0)
@@ -93,10 +113,6 @@ class TestLogSoftmax(LargeInputs, Exercise):
     def test_middle_dim(self, student):
         """(2, 6, 3) float64, dim=1"""
         self.expect(student, randn(2, 6, 3, seed=102, dtype=torch.float64, scale=2.0), dim=1)
-
-    def test_single_vector(self, student):
-        """a single 1-D vector of 7 logits, float64"""
-        self.expect(student, randn(7, seed=103, dtype=torch.float64))
 
     def test_large_logits_float64(self, student):
         """stability: logits near 1000 (float64) give finite values equal to log_softmax(x)"""
@@ -141,12 +157,18 @@ def _reduce(rows, keep, reduction, mean_over_all=False):
     return rows.sum() / (rows.shape[0] if mean_over_all else keep.sum())
 
 
-def _ce(log_probs_of, zero_ignored=True, mean_over_all=False, reduction_override=None, hard_coded_ignore=False):
+def _ce(log_probs_of, zero_ignored=True, mean_over_all=False, reduction_override=None, hard_coded_ignore=False, drop_ignored=False):
     """A cross-entropy built from `log_probs_of(logits)`, with the broken variants as switches."""
     def compute(logits, targets, ignore_index=-100, reduction="mean"):
         rows, keep = _nll_rows(log_probs_of(logits), targets, -100 if hard_coded_ignore else ignore_index, zero_ignored)
+        if drop_ignored and reduction == "none":
+            return rows[keep]
         return _reduce(rows, keep, reduction_override or reduction, mean_over_all)
     return compute
+
+
+NOT_A_TENSOR = Mistake("returned a Python number, not a 0-d tensor", "return the loss tensor itself (no .item() or float()): a 0-d tensor in the dtype of "
+                       "the logits, which autograd can backpropagate through.")
 
 
 def _stable(logits):
@@ -179,6 +201,9 @@ class TestCrossEntropy(LargeInputs, Exercise):
                 _ce(_stable, reduction_override="mean")),
         Mistake("reduction ignored (always the sum)", "return the (N,) losses for 'none', their sum for 'sum', and their mean for 'mean'.",
                 _ce(_stable, reduction_override="sum")),
+        Mistake("ignored rows dropped from 'none' (shape (kept,), not (N,))", "reduction='none' returns one loss per row, (N,), with 0 at the ignored rows: zero them instead of removing them.",
+                _ce(_stable, drop_ignored=True)),
+        NOT_A_TENSOR,
     )
 
     @staticmethod
@@ -188,6 +213,16 @@ class TestCrossEntropy(LargeInputs, Exercise):
     def test_worked_example(self, student):
         """worked example: logits [2.0, 1.0, 0.1] with label 0 give 0.4170"""
         self.expect(student, torch.tensor([[2.0, 1.0, 0.1]]), torch.tensor([0]))
+
+    def test_reductions_return_tensors(self, student):
+        """'mean' and 'sum' return 0-d tensors in the dtype of the logits (float32 and float64)"""
+        targets = torch.tensor([2, -100, 0, 1])
+        for dtype, reduction in ((torch.float32, "mean"), (torch.float64, "sum")):
+            logits = randn(4, 3, seed=207, dtype=dtype)
+            got = self.expect(student, logits, targets, reduction=reduction)
+            if not isinstance(got, torch.Tensor):
+                raise CheckFailed(f"{self.describe_call((logits, targets), {'reduction': reduction})} returned {type(got).__name__} {got!r}, "
+                                  f"expected a 0-d {str(dtype).removeprefix('torch.')} tensor", NOT_A_TENSOR)
 
     def test_mean_float32(self, student):
         """'mean' over N=6 rows of C=4 classes, float32"""
@@ -242,6 +277,12 @@ def _gaussian_log_likelihood(x, mu, var):
     return (-0.5 * x.shape[0] * math.log(2 * math.pi * var) - ((x - mu) ** 2).sum().item() / (2 * var))
 
 
+ONE_PASS = Mistake("one-pass variance E[x²] − μ² (cancels when the data sit far from 0)",
+                   "with data near 1e4, E[x²] and μ² are both ~1e8 and float32 keeps ~7 digits, so their difference is rounding noise: "
+                   "subtract the mean first, σ² = mean((x − μ)²).")
+OFFSET = 1e4
+
+
 class TestGaussianMle(Exercise):
     function = "gaussian_mle"
     # Mistakes are written without torch.var/std: x.var() on one sample warns, and warnings from
@@ -257,6 +298,9 @@ class TestGaussianMle(Exercise):
                 lambda x: (x.mean(), x.square().mean())),
         Mistake("(var, mu) returned in the wrong order", "return the pair as (mu, var).",
                 lambda x: (_centred_sum(x) / x.shape[0], x.mean())),
+        Mistake("squared the mean deviation ((mean(x − μ))² = 0)", "square each deviation before averaging: σ² = mean((x − μ)²), not (mean(x − μ))².",
+                lambda x: (x.mean(), (x - x.mean()).mean() ** 2)),
+        ONE_PASS,
     )
 
     @staticmethod
@@ -274,6 +318,22 @@ class TestGaussianMle(Exercise):
     def test_float32_large_sample(self, student):
         """1000 samples of N(−1, 0.5²), float32"""
         self.expect(student, randn(1000, seed=301, scale=0.5, shift=-1.0))
+
+    def test_large_offset_float32(self, student):
+        """1000 samples of 1e4 + N(0, 1) in float32: the variance must not depend on the offset"""
+        x = randn(1000, seed=303, shift=OFFSET)
+        try:
+            self.expect(student, x)
+        except CheckFailed as failure:
+            raise CheckFailed(str(failure), failure.mistake or self._offset_mistake(student, x)) from None
+
+    def _offset_mistake(self, student, x):
+        """ONE_PASS when var is wrong for x but right for the same samples without the offset."""
+        centred = x - OFFSET                                                   # exact in float32 (Sterbenz)
+        want = _centred_sum(centred.double()) / x.shape[0]
+        got, plain = self.call(student, x), self.call(student, centred)
+        pairs = all(isinstance(r, (tuple, list)) and len(r) == 2 for r in (got, plain))
+        return ONE_PASS if pairs and not matches(got[1], want, torch.float32) and matches(plain[1], want, torch.float32) else None
 
     def test_maximises_the_likelihood(self, student):
         """the estimate beats nearby (mu, var) in Gaussian log-likelihood (9 samples, float64)"""
@@ -323,6 +383,10 @@ class TestKlDivergence(Exercise):
                 lambda p, q: _kl(p, q).sum()),
         Mistake("summed over dim 0 instead of the last dim", "the classes are the last dim: sum(dim=-1).",
                 lambda p, q: (torch.xlogy(p, p) - torch.xlogy(p, q)).sum(0)),
+        Mistake("summed over dim 1 (right only for 2-D p)", "p may be (C,), (B, C) or (B, T, C): sum over the last dim, sum(dim=-1).",
+                lambda p, q: (torch.xlogy(p, p) - torch.xlogy(p, q)).sum(1)),
+        Mistake("log ratio inverted (Σ p log(q / p), the negative of KL)", "D_KL(P ‖ Q) = Σ p log(p / q) ≥ 0: p over q inside the log.",
+                lambda p, q: -_kl(p, q)),
     )
 
     @staticmethod
@@ -401,6 +465,8 @@ def _batch_dim_softmax(logits, temperature=1.0, generator=None):
 
 
 GENERATOR_IGNORED = Mistake("generator ignored", "draw with the `generator` you are given: torch.multinomial(..., generator=generator) or torch.rand(..., generator=generator).", None)
+NOT_SQUEEZED = Mistake("sample dim not squeezed ((N, 1) instead of (N,))", "torch.multinomial(probs, 1) returns (N, 1): take .squeeze(1) (or [:, 0]) to get one index per row.", None)
+ZERO_TEMPERATURE = Mistake("temperature 0 not handled (logits / 0)", "logits / 0 is ±inf or nan: return logits.argmax(-1) when temperature == 0, before dividing.", None)
 
 
 class TestSampleCategorical(Exercise):
@@ -418,6 +484,8 @@ class TestSampleCategorical(Exercise):
         Mistake("softmax over the batch dim (dim 0)", "each row is its own distribution: softmax over the last dim (the classes).",
                 _batch_dim_softmax),
         GENERATOR_IGNORED,
+        NOT_SQUEEZED,
+        ZERO_TEMPERATURE,
     )
 
     @staticmethod
@@ -437,7 +505,8 @@ class TestSampleCategorical(Exercise):
         if not isinstance(got, torch.Tensor):
             raise CheckFailed(f"{call} should return a tensor of {N} class indices, got {type(got).__name__}")
         if got.shape != (N,):
-            raise CheckFailed(f"{call} returned shape {tuple(got.shape)}, expected ({N},): one index per row (squeeze the sample dim of torch.multinomial)")
+            raise CheckFailed(f"{call} returned shape {tuple(got.shape)}, expected ({N},): one index per row",
+                              NOT_SQUEEZED if got.shape == (N, 1) else None)
         if got.dtype != torch.int64:
             raise CheckFailed(f"{call} returned dtype {got.dtype}, expected torch.int64 class indices")
         if len(got) and (got.min() < 0 or got.max() >= C):
@@ -480,10 +549,13 @@ class TestSampleCategorical(Exercise):
     def test_temperature_zero_is_argmax(self, student):
         """T = 0 returns the argmax of every row (float64, (7, 9))"""
         logits = randn(7, 9, seed=505, dtype=torch.float64)
-        got = self.draws(student, logits, temperature=0.0, generator=seeded(506))
+        try:
+            got = self.draws(student, logits, temperature=0.0, generator=seeded(506))
+        except CheckFailed as failure:   # a crash on T = 0 (e.g. multinomial of nan probabilities) is the division by 0
+            raise CheckFailed(str(failure), failure.mistake or (ZERO_TEMPERATURE if "raised" in str(failure) else None)) from None
         problem = difference(got, logits.argmax(-1))
         if problem:
-            raise CheckFailed(f"{self.function}(logits, temperature=0.0) should be logits.argmax(-1): {problem}")
+            raise CheckFailed(f"{self.function}(logits, temperature=0.0) should be logits.argmax(-1): {problem}", ZERO_TEMPERATURE)
 
     def test_very_low_temperature(self, student):
         """stability: T = 0.01 with logits 3..5 (float32) puts every draw on the row's argmax"""

@@ -3,7 +3,8 @@
 References are exact formulas in float64: `torch.xlogy` for p log p, so 0 log 0 = 0 and tiny
 probabilities are not clamped (torch.distributions clamps them to the dtype's eps). Distributions
 have K != the batch sizes so that summing over the wrong dim cannot pass by luck; perplexity inputs
-have T != V. Large-logit checks allow float32 an error that scales with |logits| (a correct
+have T != V, and positions whose logits lie at very different scales (a max-shift must be per
+position). Large-logit checks allow float32 an error that scales with |logits| (a correct
 logsumexp near 1000 loses ~1e-4 in float32). Tolerances: mfml_grader.compare.
 """
 
@@ -12,9 +13,16 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mfml_grader.compare import difference
 from mfml_grader.exercise import CheckFailed, Exercise, Mistake, randn, seeded
 
 LN2 = math.log(2.0)
+EPSILONS = (1e-6, 1e-7, 1e-8, 1e-9, 1e-10)      # what students add inside a log "to avoid log 0"
+
+
+def _eps_mistakes(name, fix, *computes):
+    """One Mistake per compute and per common eps (`compute(*args, eps)`): each eps gives its own result."""
+    return tuple(Mistake(name, fix, (lambda c, e: lambda *args: c(*args, e))(compute, eps)) for compute in computes for eps in EPSILONS)
 
 
 def _dist(*shape, seed, dtype=torch.float32, scale=1.5):
@@ -50,18 +58,27 @@ def _as_tensor(got, shape, statement):
 
 # -- entropy -----------------------------------------------------------------------------------
 
+ENTROPY_NAN = Mistake("0 · log 0 gives nan", "an outcome of probability 0 contributes 0 (p log p → 0), but 0 * log(0) = 0 * (−inf) is nan in floating point: "
+                      "use torch.xlogy(p, p), or torch.where(p > 0, p * p.log(), 0).",
+                      lambda probs: -(probs * probs.log()).sum(-1))
+
+
 class TestEntropy(Exercise):
     function = "entropy"
     forbidden = ("torch.distributions", "torch.special.entr")
     mistakes = (
-        Mistake("0 · log 0 gives nan", "an outcome of probability 0 contributes 0 (p log p → 0), but 0 * log(0) = 0 * (−inf) is nan in floating point: use torch.xlogy(p, p), or torch.where(p > 0, p * p.log(), 0).",
-                lambda probs: -(probs * probs.log()).sum(-1)),
+        ENTROPY_NAN,
+        *_eps_mistakes("eps added inside the log (log(p + eps))", "an eps inside the log biases every term, −p log(p + eps) ≠ −p log p (float64 results notice): "
+                       "use torch.xlogy(p, p), which is exactly 0 at p = 0, or torch.where(p > 0, p * p.log(), 0).",
+                       lambda probs, eps: -(probs * (probs + eps).log()).sum(-1)),
         Mistake("log base 2 (bits) instead of nats", "use the natural log (torch.log): entropy here is in nats, like PyTorch's losses; bits are nats / ln 2.",
                 lambda probs: -(torch.xlogy(probs, probs) / LN2).sum(-1)),
         Mistake("missing minus sign", "H = −Σ p log p: every log p ≤ 0, so without the minus the entropy comes out negative.",
                 lambda probs: torch.xlogy(probs, probs).sum(-1)),
         Mistake("summed over dim 0 instead of the outcomes (last dim)", "each distribution lies along the last dim: sum(dim=-1).",
                 lambda probs: -torch.xlogy(probs, probs).sum(0)),
+        Mistake("summed over dim 1 (written for (N, K) inputs only)", "probs may be (K,), (N, K) or (B, T, V): the outcomes are always the last dim, sum(dim=-1).",
+                lambda probs: -torch.xlogy(probs, probs).sum(1)),
         Mistake("summed over every entry", "sum along the last dim only: one entropy per distribution, shape probs.shape[:-1].",
                 lambda probs: -torch.xlogy(probs, probs).sum()),
         Mistake("kept the summed dim (keepdim=True)", "the outcome dim disappears: (..., K) -> (...), so sum without keepdim.",
@@ -102,12 +119,14 @@ class TestEntropy(Exercise):
         """a certain outcome (one-hot) has entropy exactly 0, not nan"""
         for dtype in (torch.float32, torch.float64):
             p = _one_hot(5, 6, seed=6, dtype=dtype)
-            got = _as_tensor(self.call(student, p), (5,), f"entropy(one-hot {str(dtype).removeprefix('torch.')} (5, 6))")
+            returned = self.call(student, p)
+            got = _as_tensor(returned, (5,), f"entropy(one-hot {str(dtype).removeprefix('torch.')} (5, 6))")
             wrong = ~(got == 0)
             if wrong.any():
                 i = _first(wrong)
+                named = ENTROPY_NAN if got[i].isnan() else self.diagnose(returned, (p,), {}, dtype)
                 raise CheckFailed(f"entropy(one-hot {str(dtype).removeprefix('torch.')} (5, 6)) should be exactly 0 for every row (a certain outcome carries no uncertainty); "
-                                  f"row {i} gives {got[i].item():.3g}{' (0 * log 0 must count as 0)' if got[i].isnan() else ''}")
+                                  f"row {i} gives {got[i].item():.3g}{' (0 * log 0 must count as 0)' if got[i].isnan() else ''}", named)
 
     def test_uniform_is_log_K(self, student):
         """the uniform distribution over K outcomes has entropy log K (K = 2, 3, 4, 10)"""
@@ -121,20 +140,30 @@ class TestEntropy(Exercise):
                        _one_hot(3, 6, seed=8, dtype=torch.float64)])                # (24, 6)
         got = _as_tensor(self.call(student, p), (24,), "entropy(probs float64 (24, 6))")
         below, above = got < -1e-12, got > math.log(6) + 1e-12
+
+        def named():                                                        # the mistake, looked up only on a failure
+            return self.diagnose(got, (p,), {}, torch.float64)
+
         if below.any():
             i = _first(below)
-            raise CheckFailed(f"entropy(probs float64 (24, 6)): row {i} gives {got[i].item():.4g} < 0; an entropy is never negative (is the minus sign there?)")
+            raise CheckFailed(f"entropy(probs float64 (24, 6)): row {i} gives {got[i].item():.4g} < 0; an entropy is never negative", named())
         if got.isnan().any():
             i = _first(got.isnan())
-            raise CheckFailed(f"entropy(probs float64 (24, 6)): row {i} gives nan; 0 * log 0 must count as 0")
+            raise CheckFailed(f"entropy(probs float64 (24, 6)): row {i} gives nan; 0 * log 0 must count as 0", ENTROPY_NAN)
         if above.any():
             i = _first(above)
-            raise CheckFailed(f"entropy(probs float64 (24, 6)): row {i} gives {got[i].item():.4g}, more than log 6 = {math.log(6):.4f}, the entropy of the uniform distribution, which is the maximum (natural log?)")
+            raise CheckFailed(f"entropy(probs float64 (24, 6)): row {i} gives {got[i].item():.4g}, more than log 6 = {math.log(6):.4f}, "
+                              "the entropy of the uniform distribution, which is the maximum", named())
         if abs(got[20].item() - math.log(6)) > 1e-10:
-            raise CheckFailed(f"entropy(probs float64 (24, 6)): the uniform row 20 gives {got[20].item():.6g}, expected log 6 = {math.log(6):.6g}")
+            raise CheckFailed(f"entropy(probs float64 (24, 6)): the uniform row 20 gives {got[20].item():.6g}, expected log 6 = {math.log(6):.6g}", named())
 
 
 # -- cross-entropy between distributions ------------------------------------------------------
+
+TINY_Q_EPS = ("tiny q clamped or shifted by an eps (log(q + eps), q.clamp(min=eps))",
+              "the cost of a tiny model probability must be exact: q_k = 1e-30 costs −log 1e-30 ≈ 69 nats, but log(1e-30 + 1e-8) ≈ −18.4. "
+              "To keep 0 · log 0 from giving nan, use torch.xlogy(p, q) (0 wherever p = 0) or torch.where(p > 0, ...), not an eps.")
+
 
 class TestCrossEntropyDist(Exercise):
     function = "cross_entropy_dist"
@@ -144,16 +173,21 @@ class TestCrossEntropyDist(Exercise):
     mistakes = (
         Mistake("0 · log 0 gives nan", "where p_k = 0 the term is 0 even if q_k = 0, but p * q.log() gives 0 * (−inf) = nan: use torch.xlogy(p, q) or torch.where(p > 0, ...).",
                 lambda p, q: -(p * q.log()).sum(-1)),
+        *_eps_mistakes(*TINY_Q_EPS, lambda p, q, eps: -(p * (q + eps).log()).sum(-1), lambda p, q, eps: -torch.xlogy(p, q.clamp(min=eps)).sum(-1)),
         Mistake("H(q, p) instead of H(p, q) (arguments swapped)", "the truth p weights the terms and the model q goes inside the log: −Σ p log q.",
                 lambda p, q: -torch.xlogy(q, p).sum(-1)),
         Mistake("returned KL(p‖q) instead of H(p, q)", "H(p, q) = H(p) + KL(p‖q): Σ p log(p / q) is only the gap; compute −Σ p log q (or add H(p)).",
                 lambda p, q: (torch.xlogy(p, p) - torch.xlogy(p, q)).sum(-1)),
+        Mistake("KL with the wrong sign (H(p) − KL(p‖q))", "KL(p‖q) = Σ p log(p / q) ≥ 0 is added: H(p, q) = H(p) + KL(p‖q), never below H(p).",
+                lambda p, q: (-2 * torch.xlogy(p, p) + torch.xlogy(p, q)).sum(-1)),
         Mistake("log base 2 (bits) instead of nats", "use the natural log (torch.log): cross-entropy here is in nats, like F.cross_entropy.",
                 lambda p, q: -(torch.xlogy(p, q) / LN2).sum(-1)),
         Mistake("missing minus sign", "H(p, q) = −Σ p log q: every log q ≤ 0, so without the minus the result is negative.",
                 lambda p, q: torch.xlogy(p, q).sum(-1)),
         Mistake("summed over dim 0 instead of the outcomes (last dim)", "each distribution lies along the last dim: sum(dim=-1).",
                 lambda p, q: -torch.xlogy(p, q).sum(0)),
+        Mistake("summed over dim 1 (written for (N, K) inputs only)", "p and q may be (K,), (N, K) or (B, T, K): the outcomes are always the last dim, sum(dim=-1).",
+                lambda p, q: -torch.xlogy(p, q).sum(1)),
         Mistake("summed over every entry", "sum along the last dim only: one cross-entropy per pair of distributions.",
                 lambda p, q: -torch.xlogy(p, q).sum()),
         Mistake("averaged over the outcomes instead of summing", "the weighting is done by p: −Σ p log q is a sum over outcomes, .sum(-1), not .mean(-1).",
@@ -200,7 +234,14 @@ class TestCrossEntropyDist(Exercise):
         """q_k = 1e-10 .. 1e-30 where p_k > 0 costs −log q_k in full (no clamping), float32"""
         p = torch.tensor([[0.6, 0.4, 0.0], [0.5, 0.25, 0.25], [0.0, 0.9, 0.1]])
         q = torch.tensor([[1.0 - 1e-10, 1e-10, 0.0], [0.5, 0.5 - 1e-20, 1e-20], [0.3, 0.7, 1e-30]])
-        self.expect(student, p, q)
+        want = self.reference(p.double(), q.double())                               # (3,)
+        got = self.call(student, p, q)
+        problem = difference(got, want, torch.float32)
+        if problem:
+            mistake = self.diagnose(got, (p, q), {}, torch.float32)
+            cheaper = isinstance(got, torch.Tensor) and got.shape == want.shape and bool(torch.isfinite(got).all()) \
+                and bool((got.double() < want - 1.0).any())                       # some row under-charged by > 1 nat
+            raise CheckFailed(f"{self.describe_call((p, q), {})}: {problem}", mistake or (Mistake(*TINY_Q_EPS) if cheaper else None))
 
     def test_gibbs_inequality(self, student):
         """property: H(p, q) >= H(p), with equality when q = p"""
@@ -212,7 +253,7 @@ class TestCrossEntropyDist(Exercise):
         if below.any():
             i = _first(below)
             raise CheckFailed(f"cross_entropy_dist(p, q) for p, q float64 (30, 5): row {i} gives {cross[i].item():.6g}, below H(p) = {exact[i].item():.6g}; "
-                              f"H(p, q) = H(p) + KL(p‖q) can never be smaller than H(p)")
+                              f"H(p, q) = H(p) + KL(p‖q) can never be smaller than H(p)", self.diagnose(cross, (p, q), {}, torch.float64))
         same = _as_tensor(self.call(student, p, p), (30,), "cross_entropy_dist(p, p) for p float64 (30, 5)")
         off = ~((same - exact).abs() <= 1e-10)
         if off.any():
@@ -235,6 +276,12 @@ def _targets(B, T, V, seed):
     return torch.randint(0, V, (B, T), generator=seeded(seed))
 
 
+def _global_shift(logits, targets):
+    """Perplexity with one max-shift for the whole batch: positions far below the global max underflow to log 0."""
+    shifted = logits - logits.max()                                     # (B, T, V)
+    return (shifted.exp().sum(-1).log() - _picked(shifted, targets)).mean().exp()
+
+
 class TestPerplexity(Exercise):
     function = "perplexity"
     forbidden = ("torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss", "torch.nn.CrossEntropyLoss",
@@ -246,6 +293,9 @@ class TestPerplexity(Exercise):
                 lambda logits, targets: (-_picked((logits.exp() / logits.exp().sum(-1, keepdim=True)).log(), targets)).mean().exp()),
         Mistake("no max-shift before exp (overflows on large logits)", "exp(1000) is inf: use log Σ exp(z) = m + log Σ exp(z − m) with m the max over the vocabulary (or logsumexp / log_softmax).",
                 lambda logits, targets: (logits.exp().sum(-1).log() - _picked(logits, targets)).mean().exp()),
+        Mistake("max-shift by the global max, not per position", "logits.max() is the largest logit of the whole batch: a position whose logits all lie far below it "
+                "gets exp(z − m) = 0 and log 0. Shift each position by its own max, logits.amax(-1, keepdim=True) (or use log_softmax / logsumexp over dim −1).",
+                _global_shift),
         Mistake("mean of per-token exp(NLL) instead of exp of the mean", "perplexity is exp(mean NLL), a geometric mean: average the NLLs first, then exponentiate once.",
                 lambda logits, targets: _nll(logits, targets).exp().mean()),
         Mistake("per-sequence perplexities averaged", "average the NLL over all B·T tokens together, then exponentiate: exp(mean over b and t), not mean over b of exp(mean over t).",
@@ -262,6 +312,11 @@ class TestPerplexity(Exercise):
                 lambda logits, targets: (-_picked(logits.softmax(-1).log_softmax(-1), targets)).mean().exp()),
         Mistake("log of the raw logits (logits treated as probabilities)", "logits are unnormalised scores, not probabilities: log q_y = z_y − logsumexp(z).",
                 lambda logits, targets: (-_picked(logits, targets).log()).mean().exp()),
+        Mistake("every position indexed with every target (log_probs[..., targets])", "log_probs[..., targets] picks each target at every position, (B, T, B, T): "
+                "pick one entry per position with log_probs.gather(-1, targets.unsqueeze(-1)), or flatten to (B*T, V) and index with torch.arange(B*T).",
+                lambda logits, targets: (-logits.log_softmax(-1)[..., targets]).mean().exp()),
+        Mistake("averaged the log-probabilities of every token (targets never picked)", "the NLL is the log-probability of the target token only, −log q(y_{b,t}): pick it with gather before averaging.",
+                lambda logits, targets: (-logits.log_softmax(-1)).mean().exp()),
     )
 
     @staticmethod
@@ -312,6 +367,13 @@ class TestPerplexity(Exercise):
     def test_large_logits(self, student):
         """stability: float32 logits around 1000 stay finite and correct"""
         self._expect_scaled(student, randn(2, 4, 7, seed=49, scale=2.0, shift=1000.0), _targets(2, 4, 7, seed=50))
+
+    def test_positions_of_opposite_scales(self, student):
+        """stability: one sequence's logits near +400, the other's near −400 (float64): shift each position by its own max"""
+        logits = randn(2, 3, 6, seed=53, dtype=torch.float64, scale=2.0)
+        logits[0] += 400.0
+        logits[1] -= 400.0
+        self.expect(student, logits, _targets(2, 3, 6, seed=54))
 
     def test_very_unlikely_target(self, student):
         """stability: a target with probability ~e^-150 (0 in float32) gives a finite perplexity"""

@@ -5,7 +5,8 @@ and `torch.optim.AdamW` for the steps, `LambdaLR` for the schedule, `clip_grad_n
 all in float64. Optimizers are checked one step at a time from a given state, and over whole runs
 of 100+ steps in which the student's function is fed its own returned state, like a training loop.
 Learning rates and weight decay are large enough that coupled vs decoupled decay, bias correction
-and the place of eps all change the result. Tolerances: mfml_grader.compare.
+and the place of eps all change the result. Clipping also gets gradients of norm 1e-5 and all-zero
+gradients, which must come back unchanged. Tolerances: mfml_grader.compare.
 """
 
 import math
@@ -112,6 +113,11 @@ class TestSgdStep(OptimizerExercise):
                 lambda param, grad, lr: param - grad / lr),
         Mistake("returned the step −lr·grad instead of the new param", "add the step to the parameter: return param − lr·grad.",
                 lambda param, grad, lr: -lr * grad),
+        Mistake("update computed but not returned (param.sub(...) makes a new tensor)", "param.sub(lr * grad) and param - lr * grad return a new tensor "
+                "and leave param as it was: return that new tensor.",
+                lambda param, grad, lr: param),
+        Mistake("used param.grad instead of the grad argument", "the gradient is the argument `grad`; param is a plain tensor here and its .grad is None.",
+                lambda param, grad, lr: param - lr * param.grad),
     )
 
     @staticmethod
@@ -149,11 +155,14 @@ class TestSgdStep(OptimizerExercise):
 # -- SGD with momentum ----------------------------------------------------------------------------
 
 def _momentum(param, grad, buf, lr, momentum, *, use_grad=False, nesterov=False, ema=False, decay_param=False,
-              no_decay=False, velocity=False):
+              no_decay=False, velocity=False, lr_inside=False, old_buffer=False):
     """A momentum step and the broken variants students write (keyword switches)."""
     if velocity:                                    # v = m·v − lr·g, param + v
         v = -lr * grad if buf is None else momentum * buf - lr * grad
         return param + v, v
+    if lr_inside:                                   # b = m·b + lr·g, param − b
+        b = lr * grad if buf is None else momentum * buf + lr * grad
+        return param - b, b
     if ema:                                         # zeros start and (1 − m)·grad
         new = momentum * (torch.zeros_like(grad) if buf is None else buf) + (1 - momentum) * grad
     elif buf is None:
@@ -168,7 +177,7 @@ def _momentum(param, grad, buf, lr, momentum, *, use_grad=False, nesterov=False,
         return param - lr * grad, new
     if nesterov:
         return param - lr * (grad + momentum * new), new
-    return param - lr * new, new
+    return param - lr * new, (buf if old_buffer else new)
 
 
 MOMENTUM_IN_PLACE = "`buf.mul_(momentum).add_(grad)` and `param -= …` change the caller's tensors; compute new ones: buf = momentum * buf + grad."
@@ -193,6 +202,12 @@ class TestMomentumStep(OptimizerExercise):
                 lambda param, grad, buf, lr, momentum: _momentum(param, grad, buf, lr, momentum, decay_param=True)),
         Mistake("old buffer not decayed (buf + grad)", "multiply the old buffer by momentum: buf = momentum·buf + grad.",
                 lambda param, grad, buf, lr, momentum: _momentum(param, grad, buf, lr, momentum, no_decay=True)),
+        Mistake("lr inside the buffer (buf = momentum·buf + lr·grad, param − buf)",
+                "a different convention (Sutskever et al.), which moves the weights the same way only while lr is constant: "
+                "PyTorch and this notebook keep lr out of the buffer, buf = momentum·buf + grad, and step by lr·buf; the buffer you return is fed back.",
+                lambda param, grad, buf, lr, momentum: _momentum(param, grad, buf, lr, momentum, lr_inside=True)),
+        Mistake("returned the old buffer instead of the new one", "return (new_param, new_buf): the buffer you return is passed back in at the next step.",
+                lambda param, grad, buf, lr, momentum: _momentum(param, grad, buf, lr, momentum, old_buffer=True)),
     )
 
     @staticmethod
@@ -242,7 +257,8 @@ class TestMomentumStep(OptimizerExercise):
 
 def _adamw(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, *, eps_in_sqrt=False,
            swap_betas=False, coupled=False, decay_without_lr=False, no_decay=False, old_step=False,
-           no_correction=False, keep_step=False, store_corrected=False, decay_after=False, float32_correction=False):
+           no_correction=False, keep_step=False, store_corrected=False, decay_after=False, float32_correction=False,
+           no_eps=False, v_with_beta1=False):
     """An AdamW step and the broken variants students write (keyword switches)."""
     beta1, beta2 = reversed(betas) if swap_betas else betas
     step = int(state.get("step", 0))
@@ -254,8 +270,8 @@ def _adamw(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_dec
     v = beta2 * v + (1 - beta2) * g * g
     if float32_correction:                          # step kept as a float32 tensor: β^t in float32
         t = torch.tensor(float(t))
-    m_hat, v_hat = (m, v) if no_correction else (m / (1 - beta1 ** t), v / (1 - beta2 ** t))
-    denom = (v_hat + eps).sqrt() if eps_in_sqrt else v_hat.sqrt() + eps
+    m_hat, v_hat = (m, v) if no_correction else (m / (1 - beta1 ** t), v / (1 - (beta1 if v_with_beta1 else beta2) ** t))
+    denom = v_hat.sqrt() if no_eps else (v_hat + eps).sqrt() if eps_in_sqrt else v_hat.sqrt() + eps
     if coupled or no_decay:
         decayed = param
     elif decay_after:
@@ -286,8 +302,12 @@ class TestAdamwStep(OptimizerExercise):
     mistakes = (
         Mistake("eps inside the square root", "add eps after the square root: m̂ / (√v̂ + eps), not m̂ / √(v̂ + eps).",
                 _adamw_mistake(eps_in_sqrt=True)),
+        Mistake("eps left out (m̂ / √v̂)", "divide by √v̂ + eps: eps keeps the step small (and finite: 0/0 for a zero gradient) where √v̂ is tiny.",
+                _adamw_mistake(no_eps=True)),
         Mistake("betas swapped", "beta1 (0.9) averages the gradient (exp_avg), beta2 (0.999) its square (exp_avg_sq).",
                 _adamw_mistake(swap_betas=True)),
+        Mistake("v̂ bias-corrected with β1 instead of β2", "each moment is corrected with its own beta: m̂ = m / (1 − β1^t), v̂ = v / (1 − β2^t).",
+                _adamw_mistake(v_with_beta1=True)),
         Mistake("coupled L2 (grad + wd·param) instead of decoupled weight decay",
                 "AdamW decays the weights directly, param·(1 − lr·wd), and keeps weight decay out of the gradient and the moments.",
                 _adamw_mistake(coupled=True)),
@@ -379,13 +399,16 @@ class TestAdamwStep(OptimizerExercise):
 # -- warmup + cosine schedule ---------------------------------------------------------------------
 
 def _schedule(step, max_lr, min_lr, warmup_steps, total_steps, *, warmup_from_zero=False, warmup_plus_one=False,
-              progress_from_zero=False, to_zero=False, no_clamp=False, span_plus_one=False, linear=False):
+              warmup_from_min=False, progress_from_zero=False, to_zero=False, no_clamp=False, span_plus_one=False,
+              span_total=False, linear=False, no_pi=False):
     """The course's warmup + cosine schedule and the broken variants students write (keyword switches)."""
     if step < warmup_steps:
         if warmup_from_zero:
             return max_lr * step / warmup_steps
         if warmup_plus_one:
             return max_lr * (step + 1) / (warmup_steps + 1)
+        if warmup_from_min:
+            return min_lr + (max_lr - min_lr) * (step + 1) / warmup_steps
         return max_lr * (step + 1) / warmup_steps
     if step > total_steps and not no_clamp:
         return 0.0 if to_zero else min_lr
@@ -393,10 +416,14 @@ def _schedule(step, max_lr, min_lr, warmup_steps, total_steps, *, warmup_from_ze
         progress = step / total_steps
     elif span_plus_one:
         progress = (step - warmup_steps) / (total_steps - warmup_steps + 1)
+    elif span_total:
+        progress = (step - warmup_steps) / total_steps
     else:
         progress = (step - warmup_steps) / (total_steps - warmup_steps)
     if linear:
         return min_lr + (max_lr - min_lr) * (1 - progress)
+    if no_pi:
+        return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(progress))
     if to_zero:
         return max_lr * 0.5 * (1 + math.cos(math.pi * progress))
     return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * progress))
@@ -432,10 +459,18 @@ class TestWarmupCosineLr(Exercise):
     # a float32 0-d tensor is accepted: its rounding (~1e-7 of max_lr) is far below every mistake below
     tolerance = {torch.float64: 1e-6}
     mistakes = (
-        Mistake("warmup off by one (step / warmup_steps)", "step 0 is the first step and must already train: max_lr·(step + 1)/warmup_steps.",
+        Mistake("warmup as step / warmup_steps (Hugging Face's convention, not this notebook's)",
+                "not a conceptual error: Hugging Face's get_cosine_schedule_with_warmup uses step / warmup_steps, so its step 0 trains at lr 0. "
+                "This notebook's convention is max_lr·(step + 1)/warmup_steps: step 0 already trains, and step warmup_steps − 1 reaches max_lr.",
                 _schedule_mistake(warmup_from_zero=True)),
-        Mistake("warmup divided by warmup_steps + 1", "the notebook's warmup is max_lr·(step + 1)/warmup_steps, reaching max_lr at step warmup_steps − 1.",
+        Mistake("warmup as (step + 1)/(warmup_steps + 1) (nanoGPT's convention, not this notebook's)",
+                "not a conceptual error: nanoGPT's train.py warms up with (it + 1)/(warmup_iters + 1). This notebook's convention is "
+                "max_lr·(step + 1)/warmup_steps, which reaches max_lr at step warmup_steps − 1.",
                 _schedule_mistake(warmup_plus_one=True)),
+        Mistake("warmup from min_lr (a different convention, not this notebook's)",
+                "some schedules warm up from min_lr, min_lr + (max_lr − min_lr)·(step + 1)/warmup_steps; this notebook's warmup starts from 0: "
+                "max_lr·(step + 1)/warmup_steps.",
+                _schedule_mistake(warmup_from_min=True)),
         Mistake("cosine progress measured from step 0", "the decay starts after warmup: progress = (step − warmup_steps)/(total_steps − warmup_steps).",
                 _schedule_mistake(progress_from_zero=True)),
         Mistake("decays to 0 instead of min_lr", "the cosine goes from max_lr down to min_lr: min_lr + ½(max_lr − min_lr)(1 + cos(π·progress)).",
@@ -447,6 +482,12 @@ class TestWarmupCosineLr(Exercise):
                 _schedule_mistake(span_plus_one=True)),
         Mistake("linear decay instead of cosine", "use ½(1 + cos(π·progress)), which falls slowly, then fast, then slowly again.",
                 _schedule_mistake(linear=True)),
+        Mistake("cosine without π (cos(progress))", "the cosine runs over half a period: cos(π·progress) goes from 1 to −1 as progress goes from 0 to 1; "
+                "cos(progress) only reaches cos(1) ≈ 0.54, so the rate never gets near min_lr.",
+                _schedule_mistake(no_pi=True)),
+        Mistake("decay spread over total_steps (progress = (step − warmup_steps)/total_steps)",
+                "the cosine spans the steps after warmup: progress = (step − warmup_steps)/(total_steps − warmup_steps), which is 1 at step total_steps.",
+                _schedule_mistake(span_total=True)),
     )
 
     @staticmethod
@@ -512,14 +553,19 @@ class TestWarmupCosineLr(Exercise):
 
 # -- gradient clipping ----------------------------------------------------------------------------
 
-def _clip(grads, max_norm, *, per_tensor=False, always=False, sum_of_norms=False, clipped_norm=False, no_eps=False, squared=False):
+def _clip(grads, max_norm, *, per_tensor=False, always=False, sum_of_norms=False, clipped_norm=False, no_eps=False, squared=False,
+          square_of_sum=False, to_length=False):
     """Global-norm clipping as clip_grad_norm_ does it, and the broken variants students write."""
     norms = torch.stack([(g * g).sum().sqrt() for g in grads])                  # (n,)
     if per_tensor:
         return [g * (max_norm / (n + 1e-6)).clamp(max=1.0) for g, n in zip(grads, norms)], norms.square().sum().sqrt()
+    if square_of_sum:                                                           # (Σ g)² per tensor: signs cancel
+        norms = torch.stack([g.sum().abs() for g in grads])
     total = norms.sum() if sum_of_norms else norms.square().sum() if squared else norms.square().sum().sqrt()
     coef = max_norm / (total if no_eps else total + 1e-6)
-    if not always:
+    if to_length:                                                               # rescaled to length min(total, max_norm)
+        coef = total.clamp(max=max_norm) / (total + 1e-6)
+    elif not always:
         coef = coef.clamp(max=1.0)
     clipped = [g * coef for g in grads]
     return clipped, (total.clamp(max=max_norm) if clipped_norm else total)
@@ -527,6 +573,9 @@ def _clip(grads, max_norm, *, per_tensor=False, always=False, sum_of_norms=False
 
 def _clip_mistake(**switch):
     return lambda grads, max_norm: _clip(grads, max_norm, **switch)
+
+
+CLIP_TUPLE = Mistake("clipped gradients returned as a tuple, not a list", "return a list, as the spec fixes: [g * scale for g in grads].")
 
 
 class TestClipGradNorm(Exercise):
@@ -539,12 +588,20 @@ class TestClipGradNorm(Exercise):
                 _clip_mistake(sum_of_norms=True)),
         Mistake("squared norm (no square root)", "take the square root of the sum of squares.",
                 _clip_mistake(squared=True)),
+        Mistake("squared the sum instead of summing the squares ((Σ g)²)", "‖g‖² = Σ g², the sum of the squared entries: (Σ g)² lets entries of "
+                "opposite signs cancel. Use (g * g).sum() or g.pow(2).sum().",
+                _clip_mistake(square_of_sum=True)),
+        Mistake("rescaled to length min(total, max_norm) (shrinks small gradients)",
+                "the scale is min(1, max_norm / (total + 1e-6)), exactly 1 below max_norm. min(total, max_norm) / (total + 1e-6) is not: it shrinks "
+                "gradients of norm 1e-5 by 9 %.",
+                _clip_mistake(to_length=True)),
         Mistake("rescaled even when the norm is below max_norm", "clamp the scale at 1: gradients already shorter than max_norm stay as they are.",
                 _clip_mistake(always=True)),
         Mistake("returned the norm after clipping", "return the total norm measured before clipping (what clip_grad_norm_ returns and logs show).",
                 _clip_mistake(clipped_norm=True)),
         Mistake("no + 1e-6 in the scale", "the notebook's convention (torch's): scale = max_norm / (total_norm + 1e-6), clamped to 1.",
                 _clip_mistake(no_eps=True)),
+        CLIP_TUPLE,
     )
 
     @staticmethod
@@ -580,4 +637,17 @@ class TestClipGradNorm(Exercise):
     def test_single_tensor(self, student):
         """a list with one (8, 3) float32 tensor, max_norm 2"""
         self.expect(student, [randn(8, 3, seed=69, scale=3.0)], 2.0)
+
+    def test_small_and_zero_gradients(self, student):
+        """gradients of norm 1e-5, and all-zero gradients (a frozen layer), come back unchanged (float64)"""
+        small = [randn(4, 3, seed=70, dtype=torch.float64, scale=2e-6), randn(5, seed=71, dtype=torch.float64, scale=2e-6)]
+        self.expect(student, small, 1.0)
+        self.expect(student, [torch.zeros(3, 2, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)], 1.0)
+
+    def test_returns_a_list(self, student):
+        """the clipped gradients come back as a list (the spec's type), with the norm"""
+        got = self.expect(student, [randn(2, 3, seed=72), randn(3, seed=73)], 0.5)
+        if not isinstance(got[0], list):
+            raise CheckFailed(f"clip_grad_norm(grads=[float32 (2, 3), float32 (3,)], max_norm=0.5) returned the clipped gradients as "
+                              f"a {type(got[0]).__name__}; the spec asks for a list", CLIP_TUPLE)
 

@@ -8,8 +8,9 @@ with non-trivial layer-norm weights and biases so that no term can be dropped un
 
 Training is checked twice: a few steps against the float64 reference (this names loop mistakes),
 and a full run on the sonnets shipped with the assignment, which must reach the loss stated in the
-notebook. Sampling is checked by its distribution over many draws and by determinism under a seed,
-never against one reference sampler's draws.
+notebook. Sampling is checked by the joint distribution of two new tokens over many draws, by the
+independence of successive draws and of rows, and by determinism under a seed, never against one
+reference sampler's draws.
 """
 
 import math
@@ -18,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from mfml_grader import course
-from mfml_grader.exercise import CheckFailed, Exercise, Mistake, randn, seeded
+from mfml_grader.compare import difference
+from mfml_grader.exercise import CheckFailed, Exercise, Mistake, clone, input_dtype, map_tensors, randn, seeded
 
 ASSIGNMENT = "ps6_mini_gpt"
 
@@ -62,74 +64,139 @@ def _block_params(params, layer):
     return {name[len(prefix):]: value for name, value in params.items() if name.startswith(prefix)}
 
 
-def _self_attention(x, p, n_head, causal=True, split="heads", merge="heads", order=(0, 1, 2), project=True, scale=None):
+def _self_attention(x, p, n_head, causal=True, split="heads", merge="heads", order=(0, 1, 2), project=True, scale=None,
+                    qkv_bias=True, proj_bias=True, proj_transposed=False, attend=F.scaled_dot_product_attention):
     """Multi-head causal self-attention with F.scaled_dot_product_attention; the options are mistakes."""
     B, T, C = x.shape
-    parts = F.linear(x, p["W_qkv"], p["b_qkv"]).split(C, dim=-1)                  # 3 x (B, T, C)
+    hs = C // n_head
+    qkv = F.linear(x, p["W_qkv"], p["b_qkv"] if qkv_bias else None)              # (B, T, 3C)
+    if split == "per head":                                                       # [q_h | k_h | v_h] in each head's 3·hs columns
+        parts = [t.reshape(B, T, C) for t in qkv.view(B, T, n_head, 3 * hs).split(hs, dim=-1)]
+    else:
+        parts = qkv.split(C, dim=-1)                                              # 3 x (B, T, C)
     q, k, v = (parts[i] for i in order)
-    if split == "heads":
-        q, k, v = (t.view(B, T, n_head, C // n_head).transpose(1, 2) for t in (q, k, v))   # (B, nh, T, hs)
+    if split in ("heads", "per head"):
+        q, k, v = (t.view(B, T, n_head, hs).transpose(1, 2) for t in (q, k, v))   # (B, nh, T, hs)
     elif split == "reshape":
-        q, k, v = (t.reshape(B, n_head, T, C // n_head) for t in (q, k, v))
-    y = F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
+        q, k, v = (t.reshape(B, n_head, T, hs) for t in (q, k, v))
+    y = attend(q, k, v, is_causal=causal, scale=scale)
     if split != "none":
-        y = y.transpose(1, 2).reshape(B, T, C) if merge == "heads" else y.reshape(B, T, C)
-    return F.linear(y, p["W_proj"], p["b_proj"]) if project else y
+        y = {"heads": y.transpose(1, 2), "reshape": y, "interleave": y.permute(0, 2, 3, 1)}[merge].reshape(B, T, C)
+    if not project:
+        return y
+    return F.linear(y, p["W_proj"].T if proj_transposed else p["W_proj"], p["b_proj"] if proj_bias else None)
 
 
-def _mlp(h, p, act="gelu"):
-    a = F.linear(h, p["W_up"], p["b_up"])                                        # (B, T, 4C)
-    a = {"gelu": F.gelu, "relu": F.relu, "tanh": lambda t: F.gelu(t, approximate="tanh")}[act](a)
-    return F.linear(a, p["W_down"], p["b_down"])                                 # (B, T, C)
+def _hand_attention(how):
+    """A causal attention written by hand with one mistake (`how`), in place of F.scaled_dot_product_attention."""
+    def attend(q, k, v, is_causal=True, scale=None):
+        T = q.shape[-2]
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])                 # (B, nh, T, T)
+        hidden = torch.ones(T, T, dtype=torch.bool).triu(0 if how == "diagonal masked" else 1)
+        if how == "mask after softmax":
+            return scores.softmax(-1).masked_fill(hidden, 0.0) @ v
+        scores = scores.masked_fill(hidden, 0.0 if how == "mask with 0" else -math.inf)
+        return scores.softmax(-2 if how == "softmax over queries" else -1) @ v
+    return attend
+
+
+ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "tanh": lambda t: F.gelu(t, approximate="tanh"), "none": lambda t: t}
+
+
+def _mlp(h, p, act="gelu", up_bias=True, down_bias=True, act_out=False):
+    a = ACTIVATIONS[act](F.linear(h, p["W_up"], p["b_up"] if up_bias else None))    # (B, T, 4C)
+    out = F.linear(a, p["W_down"], p["b_down"] if down_bias else None)             # (B, T, C)
+    return ACTIVATIONS[act](out) if act_out else out
 
 
 def _ln(h, p, which):
     return F.layer_norm(h, h.shape[-1:], p[f"{which}_w"], p[f"{which}_b"])
 
 
-def _block(x, p, n_head, pre_ln=True, attn_residual=True, mlp_residual=True, ln2="ln2", act="gelu"):
-    """Pre-LN transformer block; the options are mistakes."""
+def _block(x, p, n_head, pre_ln=True, attn_residual=True, mlp_residual=True, ln1="ln1", ln2="ln2", act="gelu",
+           residual="input", parallel=False, returns="stream", **mlp):
+    """Pre-LN transformer block; the options are mistakes (`mlp` goes to _mlp)."""
     if not pre_ln:
         x = _ln(x + _self_attention(x, p, n_head), p, "ln1")
         return _ln(x + _mlp(x, p, act), p, "ln2")
-    a = _self_attention(_ln(x, p, "ln1"), p, n_head)
-    x = x + a if attn_residual else a
-    m = _mlp(_ln(x, p, ln2) if ln2 else x, p, act)
-    return x + m if mlp_residual else m
+    h = _ln(x, p, ln1) if ln1 else x                                             # (B, T, C)
+    a = _self_attention(h, p, n_head)
+    x1 = (h if residual == "normalised" else x) + a if attn_residual else a
+    h2 = _ln(x if parallel else x1, p, ln2) if ln2 else x1
+    m = _mlp(h2, p, act, **mlp)
+    if returns == "updates":
+        return a + m
+    if returns == "input":
+        return x + m
+    return (h2 if residual == "normalised" else x1) + m if mlp_residual else m
 
 
-def _forward(idx, params, config, positions="first", final_ln=True, reverse=False, head="lm_head", probabilities=False):
+def _forward(idx, params, config, positions="first", final_ln=True, reverse=False, head="lm_head", output="logits",
+             embedding="tok_emb", block=None):
     """GPT forward pass: embeddings, blocks, final layer norm, lm head; the options are mistakes."""
-    T = idx.shape[1]
-    x = F.embedding(idx, params["tok_emb"])                                      # (B, T, C)
-    if positions == "first":
-        x = x + params["pos_emb"][:T]
-    elif positions == "last":
-        x = x + params["pos_emb"][params["pos_emb"].shape[0] - T:]
+    T, pos = idx.shape[1], params["pos_emb"]
+    x = F.embedding(idx, params[embedding])                                      # (B, T, C)
+    x = x + {"first": lambda: pos[:T], "last": lambda: pos[pos.shape[0] - T:], "from one": lambda: pos[1:T + 1],
+             "token ids": lambda: pos[idx], "whole table": lambda: pos, None: lambda: 0}[positions]()
+    if final_ln == "before the blocks":
+        x = _ln(x, params, "lnf")
     layers = range(config["n_layer"])
     for layer in (reversed(layers) if reverse else layers):
-        x = _block(x, _block_params(params, layer), config["n_head"])
-    if final_ln:
-        x = F.layer_norm(x, x.shape[-1:], params["lnf_w"], params["lnf_b"])
+        x = _block(x, _block_params(params, layer if block is None else block), config["n_head"])
+        if final_ln == "after every block":
+            x = _ln(x, params, "lnf")
+    if final_ln is True:
+        x = _ln(x, params, "lnf")
     logits = F.linear(x, params[head])                                           # (B, T, V)
-    return torch.softmax(logits, -1) if probabilities else logits
+    return {"logits": lambda: logits, "probabilities": lambda: logits.softmax(-1), "log-probabilities": lambda: logits.log_softmax(-1),
+            "last position": lambda: logits[:, -1]}[output]()
 
 
-def _train_step(params, opt_state, x, y, step, config, lr_shift=0, constant_lr=False, decay="matrices", fresh_state=False, eps=None):
+# How a training step reduces the loss: the mean over all B*T positions ("mean"); the others are mistakes.
+LOSSES = {
+    "mean": lambda logits, x, y: F.cross_entropy(logits.flatten(0, 1), y.flatten()),
+    "sum over the batch": lambda logits, x, y: sum(F.cross_entropy(logits[b], y[b]) for b in range(y.shape[0])),
+    "sum over positions": lambda logits, x, y: sum(F.cross_entropy(logits[:, t], y[:, t]) for t in range(y.shape[1])),
+    "targets x": lambda logits, x, y: F.cross_entropy(logits.flatten(0, 1), x.flatten()),
+    "last position": lambda logits, x, y: F.cross_entropy(logits[:, -1], y[:, -1]),
+    "flattened from (B, V, T)": lambda logits, x, y: F.cross_entropy(logits.transpose(1, 2).reshape(-1, logits.shape[-1]), y.flatten()),
+}
+
+# Which tensors decay: those with 2 or more dims ("matrices"); the others are mistakes.
+DECAYS = {
+    "matrices": lambda name, value: value.dim() >= 2,
+    "all": lambda name, value: True,
+    "none": lambda name, value: False,
+    "vectors": lambda name, value: value.dim() < 2,
+    "no embeddings": lambda name, value: value.dim() >= 2 and name not in ("tok_emb", "pos_emb"),
+    "layer-norm weights too": lambda name, value: value.dim() >= 2 or name.endswith("_w"),
+}
+
+
+def _swap(config, a, b):
+    return dict(config, **{a: config[b], b: config[a]})
+
+
+# The learning rate of step s: the notebook's schedule ("warmup cosine"); the others are mistakes.
+SCHEDULES = {
+    "warmup cosine": _lr,
+    "constant": lambda step, config: config["max_lr"],
+    "next step": lambda step, config: _lr(step + 1, config),
+    "warmup and total swapped": lambda step, config: _lr(step, _swap(config, "warmup_steps", "total_steps")),
+    "max and min swapped": lambda step, config: _lr(step, _swap(config, "max_lr", "min_lr")),
+}
+
+
+def _train_step(params, opt_state, x, y, step, config, loss="mean", schedule="warmup cosine", decay="matrices", betas=None, eps=None,
+                fresh_state=False, old_state=False):
     """One step of F.cross_entropy + torch.optim.AdamW (lr from the schedule); the options are mistakes."""
     leaves = {name: value.detach().clone().requires_grad_(True) for name, value in params.items()}
     logits = _forward(x, leaves, config)                                         # (B, T, V)
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-    loss.backward()
-    lr = config["max_lr"] if constant_lr else _lr(step + lr_shift, config)
-
-    def weight_decay(value):
-        if decay == "all":
-            return config["weight_decay"]
-        return config["weight_decay"] if decay == "matrices" and value.dim() >= 2 else 0.0
-
-    groups = [{"params": [leaf], "weight_decay": weight_decay(leaf)} for leaf in leaves.values()]
-    optimizer = torch.optim.AdamW(groups, lr=lr, betas=config["betas"], eps=config["eps"] if eps is None else eps, foreach=False)
+    value = LOSSES[loss](logits, x, y)
+    value.backward()
+    groups = [{"params": [leaf], "weight_decay": config["weight_decay"] if DECAYS[decay](name, leaf) else 0.0} for name, leaf in leaves.items()]
+    optimizer = torch.optim.AdamW(groups, lr=SCHEDULES[schedule](step, config), betas=betas or config["betas"],
+                                  eps=config["eps"] if eps is None else eps, foreach=False)
     for name, leaf in leaves.items():
         state = {} if fresh_state else opt_state.get(name) or {}
         if state:
@@ -139,7 +206,7 @@ def _train_step(params, opt_state, x, y, step, config, lr_shift=0, constant_lr=F
     new_params = {name: leaf.detach() for name, leaf in leaves.items()}
     new_state = {name: {"step": int(optimizer.state[leaf]["step"].item()), "exp_avg": optimizer.state[leaf]["exp_avg"],
                         "exp_avg_sq": optimizer.state[leaf]["exp_avg_sq"]} for name, leaf in leaves.items()}
-    return new_params, new_state, loss.detach()
+    return new_params, opt_state if old_state else new_state, value.detach()
 
 
 def _get_batch(data, block_size, batch_size, generator):
@@ -152,28 +219,40 @@ def _get_batch(data, block_size, batch_size, generator):
 
 def _train(params, data, config, steps, seed=0, mistake=None):
     """The training loop of the notebook with the reference step; `mistake` names a wrong loop."""
-    generator = torch.Generator().manual_seed(seed)
-    opt_state, losses = {}, []
-    first = _get_batch(data, config["block_size"], config["batch_size"], generator) if mistake == "same batch" else None
-    for step in range(steps):
-        x, y = first or _get_batch(data, config["block_size"], config["batch_size"], generator)
+    generator = torch.Generator().manual_seed(0 if mistake == "constant seed" else seed)
+    sizes = (config["batch_size"], config["block_size"]) if mistake == "sizes swapped" else (config["block_size"], config["batch_size"])
+    first = _get_batch(data, *sizes, generator) if mistake == "same batch" else None
+    trained, opt_state, losses = params, {}, []
+    for step in range(1 if mistake == "from range 1" else 0, steps):
+        if mistake == "reseeded":
+            generator = torch.Generator().manual_seed(seed + step)
+        x, y = first or _get_batch(data, *sizes, generator)                       # (B, T) each
         at = {"stuck": 0, "from one": step + 1}.get(mistake, step)
-        new_params, new_state, loss = _train_step(params, {} if mistake == "reset" else opt_state, x, y, at, config)
+        new_params, new_state, loss = _train_step(trained, {} if mistake == "reset" else opt_state, x, y, at, config)
+        if mistake == "loss after the update":
+            loss = LOSSES["mean"](_forward(x, new_params, config), x, y)
         if mistake != "dropped":
-            params = new_params
+            trained = new_params
         opt_state = new_state
-        losses.append(loss.item())
-    return params, losses
+        losses = [loss.item()] if mistake == "losses reset" else losses + [loss.item()]
+    return (params if mistake == "initial params" else trained), losses
 
 
-def _greedy(params, idx, max_new_tokens, config, crop="last", position=-1, keep_prompt=True):
+def _greedy(params, idx, max_new_tokens, config, crop="last", position=-1, keep_prompt=True, feed=True):
     """Greedy decoding with the reference model; the options are mistakes."""
     out, block = idx, config["block_size"]
     for _ in range(max_new_tokens):
-        context = out[:, -block:] if crop == "last" else out[:, :block]          # (B, <= block_size)
+        seen = out if feed else idx                                              # feed=False: the new tokens never reach the model
+        context = {"last": seen[:, -block:], "first": seen[:, :block], "short": seen[:, -(block - 1):]}[crop]   # (B, <= block_size)
         logits = _forward(context, params, config)[:, position]                  # (B, V)
         out = torch.cat([out, logits.argmax(-1, keepdim=True)], dim=1)
     return out if keep_prompt else out[:, idx.shape[1]:]
+
+
+def _sample_dividing_by_zero(params, idx, max_new_tokens, config, temperature=1.0, seed=None):
+    """A sampler without the temperature == 0 case: softmax(logits / 0) is nan and torch.multinomial raises."""
+    logits = _forward(idx[:, -config["block_size"]:], params, config)[:, -1]      # (B, V)
+    return torch.multinomial(torch.softmax(logits / temperature, -1), 1)
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -254,9 +333,66 @@ def text_loss(params, data, config):
 
 
 # -- exercises ------------------------------------------------------------------------------------
-class TestLayerNorm(Exercise):
+class _ModelExercise(Exercise):
+    """An exercise of the model's parts: it names a mistake only when that mistake alone explains the result.
+
+    Special inputs make several mistakes coincide (with q = k = 0 a mask filled with 0 is no mask at all; with
+    zero updates most block mistakes vanish): there the name would be a guess, so the other checks give it.
+    """
+
+    def diagnose(self, got, args, kwargs, dtype):
+        found = [mistake for mistake in self.mistakes if mistake.compute is not None
+                 and _explains(mistake, got, args, kwargs, dtype, self.tolerance)]
+        return found[0] if len(found) == 1 else None
+
+
+def _explains(mistake, got, args, kwargs, dtype, tolerance):
+    """Whether `mistake.compute` (on float64 copies of the inputs) gives `got`."""
+    to64 = lambda value: map_tensors(clone(value), lambda t: t.double() if t.is_floating_point() else t)  # noqa: E731
+    try:
+        wrong = mistake.compute(*to64(args), **to64(kwargs))
+    except Exception:  # noqa: BLE001 - a mistake that cannot run on these inputs does not explain them
+        return False
+    return difference(got, wrong, dtype, tolerance=tolerance) is None
+
+
+def _expect_causal(exercise, student, args, changed_args, first, changed):
+    """Outputs at positions 0..first-1 must not move when only later inputs change; then compare with the reference.
+
+    Causality is checked before the values, so that a leak names its mistake (no mask, a mask after the softmax, ...).
+    """
+    before, after = exercise.call(student, *args), exercise.call(student, *changed_args)
+    if isinstance(before, torch.Tensor) and isinstance(after, torch.Tensor) and before.dim() == 3 and before.shape == after.shape \
+            and not torch.allclose(after[:, :first], before[:, :first], rtol=1e-10, atol=1e-10, equal_nan=True):
+        moved = (after[:, :first] - before[:, :first]).abs().nan_to_num(nan=math.inf).amax(dim=(0, 2))   # (first,)
+        t = int((moved > 1e-10).nonzero()[0])
+        raise CheckFailed(f"{exercise.describe_call(args, {})}: the outputs at positions 0..{first - 1} changed when only {changed} changed "
+                          f"(position {t} moved by {moved[t].item():.3g}): it sees the future",
+                          exercise.diagnose(before, args, {}, input_dtype(args)))
+    exercise.expect(student, *args)
+
+
+def _over(x, dims, eps):
+    """x normalised by its mean and biased variance over `dims` (no weight, no bias)."""
+    mean = x.mean(dims, keepdim=True)
+    return (x - mean) / ((x - mean).square().mean(dims, keepdim=True) + eps).sqrt()
+
+
+def _normalise(x, var, eps):
+    return (x - x.mean(-1, keepdim=True)) / (var + eps).sqrt()
+
+
+def _unpacking_three_dims(x, weight, bias, eps=1e-5):
+    """Layer norm that starts with `B, T, C = x.shape`: it raises for x that is not 3-D, as the student's code does."""
+    B, T, C = x.shape
+    return F.layer_norm(x, (C,), weight, bias, eps)
+
+
+class TestLayerNorm(_ModelExercise):
     function = "layer_norm"
     forbidden = LAYER_NORM_APIS
+    one_pass = Mistake("variance as E[x²] − E[x]² (cancels in float32 for large offsets)",
+                       "compute the variance from the centred values, ((x − μ)²).mean(-1): E[x²] − μ² subtracts two nearly equal large numbers.")
     mistakes = (
         Mistake("unbiased variance (divided by C - 1)", "layer norm divides the squared deviations by C, not C - 1 (torch.var's default): use unbiased=False or .mean().",
                 lambda x, weight, bias, eps=1e-5: _normalise(x, x.var(-1, unbiased=True, keepdim=True), eps) * weight + bias),
@@ -264,12 +400,33 @@ class TestLayerNorm(Exercise):
                 lambda x, weight, bias, eps=1e-5: (x - x.mean(-1, keepdim=True)) / (x.var(-1, unbiased=False, keepdim=True).sqrt() + eps) * weight + bias),
         Mistake("no eps (0/0 on constant features)", "add ε inside the square root: √(σ² + ε) keeps constant rows finite.",
                 lambda x, weight, bias, eps=1e-5: _normalise(x, x.var(-1, unbiased=False, keepdim=True), 0.0) * weight + bias),
-        Mistake("mean not subtracted (that is RMSNorm)", "subtract the mean μ before dividing: (x − μ) / √(σ² + ε).",
+        Mistake("eps argument ignored (1e-5 written in)", "use the `eps` argument: layer_norm(x, w, b, eps=1e-3) must add 1e-3.",
+                lambda x, weight, bias, eps=1e-5: F.layer_norm(x, x.shape[-1:], weight, bias)),
+        Mistake("mean not subtracted (that is RMSNorm)", "subtract the mean μ before dividing: (x − μ) / √(σ² + ε), with σ² the mean of (x − μ)².",
+                lambda x, weight, bias, eps=1e-5: x / (x.square().mean(-1, keepdim=True) + eps).sqrt() * weight + bias),
+        Mistake("x not centred (the mean is subtracted inside the variance only)", "the numerator is x − μ as well: (x − μ) / √(σ² + ε).",
                 lambda x, weight, bias, eps=1e-5: x / (x.var(-1, unbiased=False, keepdim=True) + eps).sqrt() * weight + bias),
+        Mistake("variance taken as the mean of x² (μ not subtracted)", "σ² is the mean of (x − μ)², not of x².",
+                lambda x, weight, bias, eps=1e-5: (x - x.mean(-1, keepdim=True)) / (x.square().mean(-1, keepdim=True) + eps).sqrt() * weight + bias),
+        Mistake("divided by the variance, not the standard deviation", "divide by the square root: (x − μ) / √(σ² + ε).",
+                lambda x, weight, bias, eps=1e-5: (x - x.mean(-1, keepdim=True)) / (x.var(-1, unbiased=False, keepdim=True) + eps) * weight + bias),
         Mistake("normalised over the first dim instead of the features", "the statistics are over the last dim (the C features of each token): mean(-1), not mean(0).",
-                lambda x, weight, bias, eps=1e-5: (x - x.mean(0, keepdim=True)) / (x.var(0, unbiased=False, keepdim=True) + eps).sqrt() * weight + bias),
+                lambda x, weight, bias, eps=1e-5: _over(x, 0, eps) * weight + bias),
+        Mistake("normalised over dim 1 (right for 2-D x only)", "x is (..., C): take the statistics over dim=-1, which is the features for any number of leading dims.",
+                lambda x, weight, bias, eps=1e-5: _over(x, 1, eps) * weight + bias),
+        Mistake("one mean and variance for the whole tensor", "each token is normalised on its own: mean(-1, keepdim=True), not x.mean().",
+                lambda x, weight, bias, eps=1e-5: _over(x, tuple(range(x.dim())), eps) * weight + bias),
+        Mistake("x assumed to be (B, T, C)", "x may have any number of leading dims (..., C): work on dim -1 instead of unpacking B, T, C = x.shape.",
+                _unpacking_three_dims),
         Mistake("weight and bias swapped", "scale by weight (γ), then add bias (β): x̂ · weight + bias.",
                 lambda x, weight, bias, eps=1e-5: F.layer_norm(x, x.shape[-1:], None, None, eps) * bias + weight),
+        Mistake("bias added before the weight", "scale first, then shift: x̂ · weight + bias, not (x̂ + bias) · weight.",
+                lambda x, weight, bias, eps=1e-5: (F.layer_norm(x, x.shape[-1:], None, None, eps) + bias) * weight),
+        Mistake("weight (γ) not applied", "multiply the normalised x̂ by weight before adding bias.",
+                lambda x, weight, bias, eps=1e-5: F.layer_norm(x, x.shape[-1:], None, bias, eps)),
+        Mistake("bias (β) not added", "add bias after scaling by weight: x̂ · weight + bias.",
+                lambda x, weight, bias, eps=1e-5: F.layer_norm(x, x.shape[-1:], weight, None, eps)),
+        one_pass,
     )
 
     @staticmethod
@@ -289,6 +446,11 @@ class TestLayerNorm(Exercise):
         self.expect(student, randn(7, 6, seed=4, dtype=torch.float64), randn(6, seed=5, dtype=torch.float64),
                     randn(6, seed=6, dtype=torch.float64), eps=1e-3)
 
+    def test_leading_dims(self, student):
+        """x (2, 3, 4, 10): any number of leading dims, float64"""
+        self.expect(student, randn(2, 3, 4, 10, seed=16, dtype=torch.float64, shift=-2.0), randn(10, seed=17, dtype=torch.float64),
+                    randn(10, seed=18, dtype=torch.float64))
+
     def test_small_features(self, student):
         """stability: features of size 0.01, where eps matters (float64)"""
         self.expect(student, randn(3, 4, 8, seed=7, dtype=torch.float64, scale=0.01), randn(8, seed=8, dtype=torch.float64),
@@ -300,22 +462,49 @@ class TestLayerNorm(Exercise):
         x[1] = 2.5
         self.expect(student, x, randn(5, seed=11), randn(5, seed=12))
 
+    def test_large_offset_float32(self, student):
+        """stability: features 1e4 + N(0, 1) in float32, where E[x²] − E[x]² cancels"""
+        z = torch.round(randn(4, 6, 16, seed=13, dtype=torch.float64) * 64) / 64      # steps of 1/64: 1e4 + z, its sums over 16
+        x, weight, bias = (z + 1e4).float(), randn(16, seed=14), randn(16, seed=15)   # features and their mean are exact in float32
+        try:
+            self.expect(student, x, weight, bias)
+        except CheckFailed as failure:
+            if failure.mistake is None and self._right(student, z.float(), weight, bias):
+                raise CheckFailed(f"{failure}; the same features without the offset 1e4 give the right result, so the variance lost its "
+                                  "digits: E[x²] − μ² is about 1e8 − 1e8 in float32", self.one_pass) from None
+            raise
 
-def _normalise(x, var, eps):
-    return (x - x.mean(-1, keepdim=True)) / (var + eps).sqrt()
+    def _right(self, student, *args):
+        try:
+            self.expect(student, *args)
+        except CheckFailed:
+            return False
+        return True
 
 
-class TestCausalSelfAttention(Exercise):
+class TestCausalSelfAttention(_ModelExercise):
     function = "causal_self_attention"
     forbidden = ATTENTION_APIS
     substitutes = ("attention",)
     mistakes = (
         Mistake("no causal mask", "call attention(q, k, v, causal=True): position t must not see positions after t.",
                 lambda x, params, n_head: _self_attention(x, params, n_head, causal=False)),
+        Mistake("future positions filled with 0 instead of −inf", "a score of 0 still gets weight e⁰ = 1: fill the scores of keys j > t with float('-inf') before the softmax.",
+                lambda x, params, n_head: _self_attention(x, params, n_head, attend=_hand_attention("mask with 0"))),
+        Mistake("mask applied after the softmax (weights no longer sum to 1)", "mask the scores with −inf before the softmax, so each row of weights sums to 1 over keys 0..t.",
+                lambda x, params, n_head: _self_attention(x, params, n_head, attend=_hand_attention("mask after softmax"))),
+        Mistake("softmax over the query axis", "each query's weights are a distribution over the keys: softmax over the last dim (dim=-1) of the (T_q, T_k) scores.",
+                lambda x, params, n_head: _self_attention(x, params, n_head, attend=_hand_attention("softmax over queries"))),
+        Mistake("diagonal masked too (position t cannot see itself)", "mask keys j > t only: torch.triu(ones, diagonal=1), or keep tril(ones) as the allowed keys.",
+                lambda x, params, n_head: _self_attention(x, params, n_head, attend=_hand_attention("diagonal masked"))),
         Mistake("heads split with reshape, without transpose", "view (B, T, C) as (B, T, n_head, hs), then transpose(1, 2) to (B, n_head, T, hs); reshaping straight to (B, n_head, T, hs) mixes positions into heads.",
                 lambda x, params, n_head: _self_attention(x, params, n_head, split="reshape", merge="reshape")),
         Mistake("heads merged without transposing back", "the output (B, n_head, T, hs) must be transposed to (B, T, n_head, hs) before reshaping to (B, T, C).",
                 lambda x, params, n_head: _self_attention(x, params, n_head, merge="reshape")),
+        Mistake("heads merged channel by channel (stacked on the last dim)", "head h writes channels h·hs .. (h+1)·hs − 1: concatenate the heads (torch.cat(heads, dim=-1)), do not stack them on a new last dim.",
+                lambda x, params, n_head: _self_attention(x, params, n_head, merge="interleave")),
+        Mistake("q, k, v split inside each head", "the rows of W_qkv are [q | k | v] for the whole model: split the (B, T, 3C) projection into three (B, T, C) tensors first, then each into heads.",
+                lambda x, params, n_head: _self_attention(x, params, n_head, split="per head")),
         Mistake("n_head ignored (one head of size C)", "split q, k, v into n_head heads of size C // n_head and attend in each head separately.",
                 lambda x, params, n_head: _self_attention(x, params, n_head, split="none")),
         Mistake("scores scaled by √C instead of √head_size", "inside a head d_k is the head size C // n_head: scale by 1/√(C // n_head).",
@@ -324,11 +513,24 @@ class TestCausalSelfAttention(Exercise):
                 lambda x, params, n_head: _self_attention(x, params, n_head, order=(1, 0, 2))),
         Mistake("output projection missing", "finish with y @ W_projᵀ + b_proj.",
                 lambda x, params, n_head: _self_attention(x, params, n_head, project=False)),
+        Mistake("W_proj not transposed (y @ W_proj)", "like every weight here W_proj is (out, in): y @ W_proj.T + b_proj.",
+                lambda x, params, n_head: _self_attention(x, params, n_head, proj_transposed=True)),
+        Mistake("b_qkv not added", "the q, k, v projection has a bias: x @ W_qkv.T + b_qkv.",
+                lambda x, params, n_head: _self_attention(x, params, n_head, qkv_bias=False)),
+        Mistake("b_proj not added", "the output projection has a bias: y @ W_proj.T + b_proj.",
+                lambda x, params, n_head: _self_attention(x, params, n_head, proj_bias=False)),
     )
 
     @staticmethod
     def reference(x, params, n_head):
         return _self_attention(x, params, n_head)
+
+    def test_future_tokens_do_not_leak(self, student):
+        """causality: changing the inputs after position 3 leaves outputs 0..3 unchanged"""
+        x, params = randn(2, 7, 12, seed=28, dtype=torch.float64), _attention_params(12, seed=29, dtype=torch.float64)
+        changed = x.clone()
+        changed[:, 4:] += 5.0
+        _expect_causal(self, student, (x, params, 3), (changed, params, 3), 4, "positions 4..6 of x")
 
     def test_worked_example(self, student):
         """worked example: with q = k = 0 each position averages the values of positions 0..t"""
@@ -353,42 +555,51 @@ class TestCausalSelfAttention(Exercise):
         """params may be a whole block's dict (extra keys are ignored), T = 1"""
         self.expect(student, randn(2, 1, 12, seed=26), block_inputs(12, seed=27), 4)
 
-    def test_future_tokens_do_not_leak(self, student):
-        """causality: changing the tokens after position 3 leaves outputs 0..3 unchanged"""
-        x, params = randn(2, 7, 12, seed=28, dtype=torch.float64), _attention_params(12, seed=29, dtype=torch.float64)
-        before = self.expect(student, x, params, 3)
-        changed = x.clone()
-        changed[:, 4:] += 5.0
-        after = self.call(student, changed, params, 3)
-        if not isinstance(after, torch.Tensor) or after.shape != before.shape or not torch.allclose(after[:, :4], before[:, :4], rtol=1e-10, atol=1e-10):
-            raise CheckFailed("causal_self_attention: outputs at positions 0..3 changed when only positions 4..6 of x changed: "
-                              "the model can see the future", self.mistakes[0])
-
 
 def _attention_params(C, seed, dtype=torch.float32):
     block = block_inputs(C, seed, dtype)
     return {key: block[key] for key in ("W_qkv", "b_qkv", "W_proj", "b_proj")}
 
 
-class TestTransformerBlock(Exercise):
+class TestTransformerBlock(_ModelExercise):
     function = "transformer_block"
     forbidden = MODEL_APIS
     substitutes = ("attention", "layer_norm", "causal_self_attention")
     mistakes = (
         Mistake("post-LN instead of pre-LN", "normalise the input of each sublayer, not its output: x + attn(ln1(x)), then x + mlp(ln2(x)).",
                 lambda x, params, n_head: _block(x, params, n_head, pre_ln=False)),
+        Mistake("residual added to the normalised input", "the residual stream is x itself: x = x + attn(ln1(x)), not h = ln1(x); h + attn(h) (and the same for the MLP).",
+                lambda x, params, n_head: _block(x, params, n_head, residual="normalised")),
         Mistake("no residual around attention", "add the attention output to x: x = x + causal_self_attention(ln1(x)).",
                 lambda x, params, n_head: _block(x, params, n_head, attn_residual=False)),
         Mistake("no residual around the MLP", "add the MLP output to x: x = x + mlp(ln2(x)).",
                 lambda x, params, n_head: _block(x, params, n_head, mlp_residual=False)),
+        Mistake("the block returns only the updates (x not added)", "return the residual stream x + attention + MLP, not the two updates alone.",
+                lambda x, params, n_head: _block(x, params, n_head, returns="updates")),
+        Mistake("attention update dropped from the output", "return (x + a) + mlp(ln2(x + a)), with a the attention output: the MLP adds to the updated stream, not to the block's input.",
+                lambda x, params, n_head: _block(x, params, n_head, returns="input")),
+        Mistake("MLP reads the block input, not x + attention (parallel block)", "the sublayers run one after the other: the MLP reads ln2(x + attention(...)).",
+                lambda x, params, n_head: _block(x, params, n_head, parallel=True)),
         Mistake("ln1 used before the MLP too", "the MLP has its own layer norm: ln2_w, ln2_b.",
                 lambda x, params, n_head: _block(x, params, n_head, ln2="ln1")),
+        Mistake("layer norms swapped (ln2 before attention, ln1 before the MLP)", "ln1 belongs to the attention, ln2 to the MLP.",
+                lambda x, params, n_head: _block(x, params, n_head, ln1="ln2", ln2="ln1")),
+        Mistake("no layer norm before attention", "the attention reads ln1(x), not x.",
+                lambda x, params, n_head: _block(x, params, n_head, ln1=None)),
         Mistake("no layer norm before the MLP", "the MLP reads ln2(x), not x.",
                 lambda x, params, n_head: _block(x, params, n_head, ln2=None)),
         Mistake("ReLU instead of GELU", "the MLP's activation is GELU (F.gelu).",
                 lambda x, params, n_head: _block(x, params, n_head, act="relu")),
         Mistake("tanh approximation of GELU", "use the exact GELU x·Φ(x) (F.gelu's default), not approximate='tanh'.",
                 lambda x, params, n_head: _block(x, params, n_head, act="tanh")),
+        Mistake("no activation in the MLP", "apply F.gelu between the two linear maps: gelu(h @ W_up.T + b_up) @ W_down.T + b_down.",
+                lambda x, params, n_head: _block(x, params, n_head, act="none")),
+        Mistake("GELU applied after the down projection too", "the MLP has one activation, between W_up and W_down; its output goes into the residual stream as it is.",
+                lambda x, params, n_head: _block(x, params, n_head, act_out=True)),
+        Mistake("b_up not added", "the first MLP layer has a bias: h @ W_up.T + b_up.",
+                lambda x, params, n_head: _block(x, params, n_head, up_bias=False)),
+        Mistake("b_down not added", "the second MLP layer has a bias: ... @ W_down.T + b_down.",
+                lambda x, params, n_head: _block(x, params, n_head, down_bias=False)),
     )
 
     @staticmethod
@@ -415,7 +626,7 @@ class TestTransformerBlock(Exercise):
         self.expect(student, randn(2, 4, 8, seed=36, dtype=torch.float64, scale=20.0), block_inputs(8, seed=37, dtype=torch.float64), 4)
 
 
-class TestGptForward(Exercise):
+class TestGptForward(_ModelExercise):
     function = "gpt_forward"
     forbidden = MODEL_APIS
     substitutes = MODEL_PARTS
@@ -424,19 +635,44 @@ class TestGptForward(Exercise):
                 lambda idx, params, config: _forward(idx, params, config, positions=None)),
         Mistake("position embeddings taken from the end of the table", "position t uses row t: add pos_emb[:T], not the last T rows.",
                 lambda idx, params, config: _forward(idx, params, config, positions="last")),
-        Mistake("no final layer norm", "apply layer_norm(x, lnf_w, lnf_b) after the last block, before the lm head.",
-                lambda idx, params, config: _forward(idx, params, config, final_ln=False)),
-        Mistake("blocks applied in reverse order", "run block0, block1, ... in increasing order.",
-                lambda idx, params, config: _forward(idx, params, config, reverse=True)),
-        Mistake("returned probabilities instead of logits", "return the logits x @ lm_headᵀ; the softmax belongs to the loss and to sampling.",
-                lambda idx, params, config: _forward(idx, params, config, probabilities=True)),
+        Mistake("positions counted from 1 (pos_emb[1:T + 1])", "positions start at 0: the first token gets row 0, so add pos_emb[:T].",
+                lambda idx, params, config: _forward(idx, params, config, positions="from one")),
+        Mistake("position embeddings indexed by the token ids", "pos_emb is indexed by the position t = 0..T-1, not by the token: pos_emb[:T] (or pos_emb[torch.arange(T)]).",
+                lambda idx, params, config: _forward(idx, params, config, positions="token ids")),
+        Mistake("whole position table added (pos_emb, not pos_emb[:T])", "a sequence of T < block_size tokens uses the first T rows: pos_emb[:T].",
+                lambda idx, params, config: _forward(idx, params, config, positions="whole table")),
+        Mistake("lm_head used as the token embedding", "the tokens are looked up in tok_emb: tok_emb[idx]; lm_head is the output matrix.",
+                lambda idx, params, config: _forward(idx, params, config, embedding="lm_head")),
         Mistake("token embedding used as the lm head", "this model has its own output matrix: logits = x @ params['lm_head'].T.",
                 lambda idx, params, config: _forward(idx, params, config, head="tok_emb")),
+        Mistake("no final layer norm", "apply layer_norm(x, lnf_w, lnf_b) after the last block, before the lm head.",
+                lambda idx, params, config: _forward(idx, params, config, final_ln=False)),
+        Mistake("final layer norm applied after every block", "the blocks normalise their own inputs; lnf is applied once, after the last block.",
+                lambda idx, params, config: _forward(idx, params, config, final_ln="after every block")),
+        Mistake("final layer norm applied to the embeddings, before the blocks", "apply lnf once after the last block, just before the lm head.",
+                lambda idx, params, config: _forward(idx, params, config, final_ln="before the blocks")),
+        Mistake("blocks applied in reverse order", "run block0, block1, ... in increasing order.",
+                lambda idx, params, config: _forward(idx, params, config, reverse=True)),
+        Mistake("block 0 applied at every layer", "layer l uses its own weights: block_params(params, l).",
+                lambda idx, params, config: _forward(idx, params, config, block=0)),
+        Mistake("returned probabilities instead of logits", "return the logits x @ lm_headᵀ; the softmax belongs to the loss and to sampling.",
+                lambda idx, params, config: _forward(idx, params, config, output="probabilities")),
+        Mistake("returned log-probabilities instead of logits", "return the logits x @ lm_headᵀ unnormalised; cross_entropy takes the log-softmax itself.",
+                lambda idx, params, config: _forward(idx, params, config, output="log-probabilities")),
+        Mistake("logits of the last position only", "return the logits of every position, (B, T, V): training predicts the next token at each of them.",
+                lambda idx, params, config: _forward(idx, params, config, output="last position")),
     )
 
     @staticmethod
     def reference(idx, params, config):
         return _forward(idx, params, config)
+
+    def test_future_tokens_do_not_leak(self, student):
+        """causality: changing tokens after position 2 leaves the logits of positions 0..2 unchanged"""
+        idx, params = tokens(2, 7, seed=48), model_params(CONFIG, seed=49, dtype=torch.float64)
+        changed = idx.clone()
+        changed[:, 3:] = (changed[:, 3:] + 1) % CONFIG["vocab_size"]
+        _expect_causal(self, student, (idx, params, CONFIG), (changed, params, CONFIG), 3, "tokens 3..6")
 
     def test_full_context_float32(self, student):
         """(B, T) = (2, 8) = block_size, 2 layers of 3 heads, V = 11, float32"""
@@ -451,19 +687,13 @@ class TestGptForward(Exercise):
         self.expect(student, tokens(1, 1, seed=44), model_params(CONFIG, seed=45, dtype=torch.float64), CONFIG)
 
     def test_one_layer_two_heads(self, student):
-        """another config: 1 layer, 2 heads, C = 8, V = 5"""
+        """another config: 1 layer, 2 heads, C = 8, V = 5 < block_size = 6"""
         config = dict(CONFIG, vocab_size=5, n_layer=1, n_head=2, n_embd=8, block_size=6)
         self.expect(student, tokens(2, 6, seed=46, vocab=5), model_params(config, seed=47, dtype=torch.float64), config)
 
-    def test_future_tokens_do_not_leak(self, student):
-        """causality: changing tokens after position 2 leaves the logits of positions 0..2 unchanged"""
-        idx, params = tokens(2, 7, seed=48), model_params(CONFIG, seed=49, dtype=torch.float64)
-        before = self.expect(student, idx, params, CONFIG)
-        changed = idx.clone()
-        changed[:, 3:] = (changed[:, 3:] + 1) % CONFIG["vocab_size"]
-        after = self.call(student, changed, params, CONFIG)
-        if not isinstance(after, torch.Tensor) or after.shape != before.shape or not torch.allclose(after[:, :3], before[:, :3], rtol=1e-10, atol=1e-10):
-            raise CheckFailed("gpt_forward: the logits at positions 0..2 changed when only tokens 3..6 changed: the model sees the future")
+def _step_mistake(name, fix, **options):
+    """A mistake of train_step: the reference step with one of its wrong `options`."""
+    return Mistake(name, fix, lambda params, opt_state, x, y, step, config: _train_step(params, opt_state, x, y, step, config, **options))
 
 
 class TestTrainStep(Exercise):
@@ -471,18 +701,42 @@ class TestTrainStep(Exercise):
     forbidden = TRAINING_APIS
     substitutes = TRAINING_PARTS
     mistakes = (
-        Mistake("optimizer state ignored (a fresh AdamW state every step)", "pass opt_state[name] (or {} when it is missing) to adamw_step, and return the states it gives back.",
-                lambda params, opt_state, x, y, step, config: _train_step(params, opt_state, x, y, step, config, fresh_state=True)),
-        Mistake("learning-rate schedule not applied (constant max_lr)", "use lr = warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, total_steps) for this step.",
-                lambda params, opt_state, x, y, step, config: _train_step(params, opt_state, x, y, step, config, constant_lr=True)),
-        Mistake("learning rate of the next step (step + 1)", "steps count from 0: step s uses warmup_cosine_lr(s, ...).",
-                lambda params, opt_state, x, y, step, config: _train_step(params, opt_state, x, y, step, config, lr_shift=1)),
-        Mistake("weight decay on every parameter", "decay only tensors with 2 or more dims (matrices, embeddings); biases and layer-norm weights get weight_decay=0.",
-                lambda params, opt_state, x, y, step, config: _train_step(params, opt_state, x, y, step, config, decay="all")),
-        Mistake("no weight decay", "pass weight_decay=config['weight_decay'] to adamw_step for tensors with 2 or more dims.",
-                lambda params, opt_state, x, y, step, config: _train_step(params, opt_state, x, y, step, config, decay="none")),
-        Mistake("AdamW eps not taken from config", "pass eps=config['eps'] to adamw_step (its default 1e-8 is not this model's setting).",
-                lambda params, opt_state, x, y, step, config: _train_step(params, opt_state, x, y, step, config, eps=1e-8)),
+        _step_mistake("the old optimizer state returned", "return the new states adamw_step gives back (a dict name -> state), not the opt_state you were given.",
+                      old_state=True),
+        _step_mistake("optimizer state ignored (a fresh AdamW state every step)", "pass opt_state[name] (or {} when it is missing) to adamw_step, and return the states it gives back.",
+                      fresh_state=True),
+        _step_mistake("loss computed against x instead of y (targets not shifted)", "the targets are y, the inputs shifted by one: cross_entropy(logits, y), not x.",
+                      loss="targets x"),
+        _step_mistake("loss summed over the batch (B × the mean)", "one cross_entropy call on all B*T positions: logits.reshape(-1, V) against y.reshape(-1), not a sum over the B rows.",
+                      loss="sum over the batch"),
+        _step_mistake("loss summed over positions (mean over the batch only)", "one cross_entropy call on all B*T positions: logits.reshape(-1, V) against y.reshape(-1), not a sum over the T positions.",
+                      loss="sum over positions"),
+        _step_mistake("loss on the last position only", "every position t predicts y[:, t]: use all B*T positions, not logits[:, -1].",
+                      loss="last position"),
+        _step_mistake("logits flattened in a different order than the targets", "flatten (B, T, V) to (B*T, V) directly (logits.reshape(-1, V)); a transpose first pairs logits with the wrong targets.",
+                      loss="flattened from (B, V, T)"),
+        _step_mistake("learning-rate schedule not applied (constant max_lr)", "use lr = warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, total_steps) for this step.",
+                      schedule="constant"),
+        _step_mistake("learning rate of the next step (step + 1)", "steps count from 0: step s uses warmup_cosine_lr(s, ...).",
+                      schedule="next step"),
+        _step_mistake("warmup_steps and total_steps swapped in the schedule", "the order is warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, total_steps).",
+                      schedule="warmup and total swapped"),
+        _step_mistake("max_lr and min_lr swapped in the schedule", "the order is warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, total_steps).",
+                      schedule="max and min swapped"),
+        _step_mistake("weight decay on every parameter", "decay only tensors with 2 or more dims (matrices, embeddings); biases and layer-norm weights get weight_decay=0.",
+                      decay="all"),
+        _step_mistake("no weight decay", "pass weight_decay=config['weight_decay'] to adamw_step for tensors with 2 or more dims.",
+                      decay="none"),
+        _step_mistake("weight decay on the 1-D tensors instead of the matrices", "the condition is p.dim() >= 2: matrices and embeddings decay, biases and layer-norm weights do not.",
+                      decay="vectors"),
+        _step_mistake("embeddings excluded from weight decay", "in this course every tensor with 2 or more dims decays, tok_emb and pos_emb included.",
+                      decay="no embeddings"),
+        _step_mistake("layer-norm weights decayed", "decide by the number of dims, not by the name: ln*_w are 1-D and get weight_decay=0.",
+                      decay="layer-norm weights too"),
+        _step_mistake("AdamW betas not taken from config", "pass betas=config['betas'] to adamw_step (its default (0.9, 0.999) is not this model's setting).",
+                      betas=(0.9, 0.999)),
+        _step_mistake("AdamW eps not taken from config", "pass eps=config['eps'] to adamw_step (its default 1e-8 is not this model's setting).",
+                      eps=1e-8),
     )
 
     @staticmethod
@@ -518,26 +772,50 @@ def _warm_start(config, seed, steps, dtype):
     return cast, {name: {"step": s["step"], "exp_avg": s["exp_avg"].to(dtype), "exp_avg_sq": s["exp_avg_sq"].to(dtype)} for name, s in state.items()}
 
 
+def _loop_mistake(name, fix, mistake):
+    """A mistake of train: the reference loop with one wrong `mistake` (see _train)."""
+    return Mistake(name, fix, lambda params, data, config, steps, seed=0: _train(params, data, config, steps, seed, mistake=mistake))
+
+
 class TestTrain(Exercise):
     function = "train"
     forbidden = TRAINING_APIS
     substitutes = (*TRAINING_PARTS, "train_step")
     mistakes = (
-        Mistake("the new parameters are dropped (the model never changes)", "keep what train_step returns: params, opt_state, loss = train_step(params, opt_state, ...).",
-                lambda params, data, config, steps, seed=0: _train(params, data, config, steps, seed, mistake="dropped")),
-        Mistake("the same batch every step", "draw a new batch with get_batch inside the loop, from one generator created before it.",
-                lambda params, data, config, steps, seed=0: _train(params, data, config, steps, seed, mistake="same batch")),
-        Mistake("optimizer state reset every step", "pass the opt_state returned by the previous step (start from {} once, before the loop).",
-                lambda params, data, config, steps, seed=0: _train(params, data, config, steps, seed, mistake="reset")),
-        Mistake("step counter stuck at 0 (the learning rate never leaves its first warmup value)", "pass the loop index step = 0, 1, ..., steps - 1 to train_step.",
-                lambda params, data, config, steps, seed=0: _train(params, data, config, steps, seed, mistake="stuck")),
-        Mistake("steps counted from 1", "the first step is step 0 (its learning rate is max_lr / warmup_steps).",
-                lambda params, data, config, steps, seed=0: _train(params, data, config, steps, seed, mistake="from one")),
+        _loop_mistake("the new parameters are dropped (the model never changes)", "keep what train_step returns: params, opt_state, loss = train_step(params, opt_state, ...).",
+                      "dropped"),
+        _loop_mistake("the initial params returned, not the trained ones", "return the parameters after the last step (the ones the loop keeps feeding to train_step).",
+                      "initial params"),
+        _loop_mistake("the same batch every step", "draw a new batch with get_batch inside the loop, from one generator created before it.",
+                      "same batch"),
+        _loop_mistake("the generator re-seeded every step (seed + step)", "create one generator torch.Generator().manual_seed(seed) before the loop; get_batch advances it.",
+                      "reseeded"),
+        _loop_mistake("seed argument ignored (generator seeded with a constant)", "seed the generator with the `seed` argument: torch.Generator().manual_seed(seed).",
+                      "constant seed"),
+        _loop_mistake("block_size and batch_size swapped in get_batch", "the order is get_batch(data, config['block_size'], config['batch_size'], generator): x is (batch_size, block_size).",
+                      "sizes swapped"),
+        _loop_mistake("optimizer state reset every step", "pass the opt_state returned by the previous step (start from {} once, before the loop).",
+                      "reset"),
+        _loop_mistake("step counter stuck at 0 (the learning rate never leaves its first warmup value)", "pass the loop index step = 0, 1, ..., steps - 1 to train_step.",
+                      "stuck"),
+        _loop_mistake("steps counted from 1", "the first step is step 0 (its learning rate is max_lr / warmup_steps).",
+                      "from one"),
+        _loop_mistake("one step too few (range(1, steps))", "loop over range(steps): steps 0, 1, ..., steps - 1, one loss each.",
+                      "from range 1"),
+        _loop_mistake("loss recorded after the update", "record the loss train_step returns: the loss of the parameters before the update, on this step's batch.",
+                      "loss after the update"),
+        _loop_mistake("losses list reset inside the loop (only the last loss returned)", "create losses = [] once, before the loop, and append to it at every step.",
+                      "losses reset"),
     )
+    tensor_losses = Mistake("losses returned as tensors, not Python floats", "append float(loss) (or loss.item()): train returns a list of Python floats.")
 
     @staticmethod
     def reference(params, data, config, steps, seed=0):
         return _train(params, data, config, steps, seed)
+
+    def test_returns_python_floats(self, student):
+        """train returns (params, losses): a dict of tensors and a list of `steps` Python floats"""
+        self._check_result(self.call(student, model_params(CONFIG, seed=74), tokens(40, seed=75), CONFIG, 2, seed=1), 2)
 
     def test_three_steps_float32(self, student):
         """3 steps on random text, float32, against the float64 reference loop"""
@@ -558,13 +836,9 @@ class TestTrain(Exercise):
             result = self.call(student, params, data, config, SONNETS_STEPS, seed=0)
         finally:
             torch.set_num_threads(threads)
-        if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], dict)):
-            raise CheckFailed("train should return (params, losses): a dict of tensors and a list of floats")
-        trained, losses = result
-        if not isinstance(losses, list) or len(losses) != SONNETS_STEPS:
-            raise CheckFailed(f"train(..., steps={SONNETS_STEPS}) should return a list of {SONNETS_STEPS} losses, got {type(losses).__name__} of length {len(losses) if hasattr(losses, '__len__') else '?'}")
+        self._check_result(result, SONNETS_STEPS)
         try:
-            loss = text_loss(trained, data, config)
+            loss = text_loss(result[0], data, config)
         except Exception as error:  # noqa: BLE001 - wrong keys or shapes in the returned params
             raise CheckFailed(f"the parameters returned by train do not run through the model: {type(error).__name__}: {error}") from None
         if not math.isfinite(loss) or loss > SONNETS_MAX_LOSS:
@@ -572,26 +846,82 @@ class TestTrain(Exercise):
                               f"expected at most {SONNETS_MAX_LOSS} (perplexity {math.exp(SONNETS_MAX_LOSS):.1f}). At initialisation it is "
                               f"log {vocab_size} = {math.log(vocab_size):.2f}.")
 
+    def _check_result(self, result, steps):
+        """The result is (params dict, list of `steps` Python floats), as the notebook states."""
+        if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], dict)):
+            raise CheckFailed("train should return (params, losses): a dict of tensors and a list of floats")
+        losses = result[1]
+        if not isinstance(losses, list) or len(losses) != steps:
+            raise CheckFailed(f"train(..., steps={steps}) should return a list of {steps} losses, got {type(losses).__name__} of length "
+                              f"{len(losses) if hasattr(losses, '__len__') else '?'}")
+        wrong = next((i for i, loss in enumerate(losses) if not isinstance(loss, float)), None)
+        if wrong is not None:
+            raise CheckFailed(f"train(..., steps={steps}): losses[{wrong}] is a {type(losses[wrong]).__name__}, not a Python float",
+                              self.tensor_losses if isinstance(losses[wrong], torch.Tensor) else None)
+
+
+def _decode_mistake(name, fix, **options):
+    """A mistake of generate that greedy decoding shows: the reference decoder with one wrong option (see _greedy)."""
+    return Mistake(name, fix, lambda params, idx, max_new_tokens, config, temperature=1.0, seed=None: _greedy(params, idx, max_new_tokens, config, **options))
+
+
+def _tv(p, q):
+    """Total variation distance between two distributions (or frequencies) of the same shape."""
+    return 0.5 * (p - q).abs().sum().item()
+
+
+def _pair_distributions(params, prompt, temperature):
+    """P(a, b) = P(a | prompt) · P(b | prompt + a), (V, V), for the right sampler ("right") and for wrong ones (float64 model)."""
+    model, V, T = {k: v.double() for k, v in params.items()}, CONFIG["vocab_size"], prompt.shape[1]
+    first = _forward(prompt, model, CONFIG)[0]                                                     # (T, V)
+    second = _forward(torch.cat([prompt.expand(V, T), torch.arange(V)[:, None]], 1), model, CONFIG)  # (V, T + 1, V): after each a
+
+    def soft(z, t=temperature):
+        return torch.softmax(z / t, -1)
+
+    return {
+        "right": soft(first[-1])[:, None] * soft(second[:, -1]),
+        "temperature multiplied": soft(first[-1], 1 / temperature)[:, None] * soft(second[:, -1], 1 / temperature),
+        "temperature ignored": soft(first[-1], 1.0)[:, None] * soft(second[:, -1], 1.0),
+        "first position": soft(first[0])[:, None] * soft(second[:, 0]),
+        "not fed back": soft(first[-1])[:, None] * soft(first[-1])[None, :],
+        "softmax over the batch": torch.full((V, V), 1.0 / V ** 2, dtype=torch.float64),     # right for the first token only (identical rows)
+    }
+
 
 class TestGenerate(Exercise):
     function = "generate"
     substitutes = (*MODEL_PARTS, "gpt_forward")
+    float_tokens = Mistake("tokens returned as floats, not int64", "build the output with torch.cat([idx, next_token], dim=1) (or preallocate it with dtype=torch.long).",
+                           lambda params, idx, max_new_tokens, config, temperature=1.0, seed=None: _greedy(params, idx, max_new_tokens, config).to(torch.get_default_dtype()))
     mistakes = (
-        Mistake("next token predicted from the first position", "the prediction for the next token is at the last position: logits[:, -1, :].",
-                lambda params, idx, max_new_tokens, config, temperature=1.0, seed=None: _greedy(params, idx, max_new_tokens, config, position=0)),
-        Mistake("context cropped at the wrong end", "keep the last block_size tokens (idx[:, -block_size:]): they are the ones next to the new token.",
-                lambda params, idx, max_new_tokens, config, temperature=1.0, seed=None: _greedy(params, idx, max_new_tokens, config, crop="first")),
-        Mistake("only the new tokens returned", "return the prompt followed by the new tokens: shape (B, T0 + max_new_tokens).",
-                lambda params, idx, max_new_tokens, config, temperature=1.0, seed=None: _greedy(params, idx, max_new_tokens, config, keep_prompt=False)),
+        _decode_mistake("next token predicted from the first position", "the prediction for the next token is at the last position: logits[:, -1, :].",
+                        position=0),
+        _decode_mistake("context cropped at the wrong end", "keep the last block_size tokens (idx[:, -block_size:]): they are the ones next to the new token.",
+                        crop="first"),
+        _decode_mistake("context cropped to block_size - 1 tokens", "the model reads up to block_size tokens: crop to idx[:, -block_size:].",
+                        crop="short"),
+        _decode_mistake("only the new tokens returned", "return the prompt followed by the new tokens: shape (B, T0 + max_new_tokens).",
+                        keep_prompt=False),
+        _decode_mistake("new tokens not fed back (every step reads the prompt)", "append each new token to idx and crop the context from the grown idx at the next step.",
+                        feed=False),
+        float_tokens,
+        Mistake("temperature 0 not handled (logits divided by zero)", "when temperature == 0 take logits.argmax(-1) without dividing: softmax(logits / 0) is nan.",
+                _sample_dividing_by_zero),
     )
-    not_cropped = Mistake("context not cropped to block_size", "the model has pos_emb rows for block_size positions only: feed idx[:, -block_size:].", None)
-    seed_ignored = Mistake("seed ignored (sampling from the global random state)", "create g = torch.Generator().manual_seed(seed) once and pass generator=g to torch.multinomial.", None)
-    fixed_seed = Mistake("sampling does not depend on the seed", "seed your generator with the `seed` argument, not with a constant.", None)
+    not_cropped = Mistake("context not cropped to block_size", "the model has pos_emb rows for block_size positions only: feed idx[:, -block_size:].")
+    cropped_once = Mistake("context cropped once, before the loop", "crop at every step, inside the loop: the context grows by one token per step.")
+    seed_ignored = Mistake("seed ignored (sampling from the global random state)", "create g = torch.Generator().manual_seed(seed) once and pass generator=g to torch.multinomial.")
+    fixed_seed = Mistake("sampling does not depend on the seed", "seed your generator with the `seed` argument, not with a constant.")
+    reseeded = Mistake("generator re-created for every token (all tokens share one random stream)", "create the generator once per call, before the loop, and draw every token from it.")
+    shared_draw = Mistake("one random draw shared by all rows", "sample each row on its own: torch.multinomial(probs, 1, generator=g) draws one token per row of probs (B, V).")
     samplers = {
-        "temperature multiplied": Mistake("temperature multiplied instead of divided", "sample from softmax(logits / temperature).", None),
-        "temperature ignored": Mistake("temperature ignored", "divide the logits by the temperature before the softmax.", None),
-        "greedy": Mistake("always the most likely token (greedy) when temperature > 0", "sample from the probabilities (torch.multinomial) unless temperature == 0.", None),
-        "first position": Mistake("next token predicted from the first position", "the prediction for the next token is at the last position: logits[:, -1, :].", None),
+        "temperature multiplied": Mistake("temperature multiplied instead of divided", "sample from softmax(logits / temperature)."),
+        "temperature ignored": Mistake("temperature ignored or applied after the softmax", "divide the logits by the temperature before the softmax: softmax(logits / temperature)."),
+        "greedy": Mistake("always the most likely token (greedy) when temperature > 0", "sample from the probabilities (torch.multinomial) unless temperature == 0."),
+        "first position": mistakes[0],
+        "not fed back": mistakes[4],
+        "softmax over the batch": Mistake("softmax over the batch dim instead of the vocabulary", "softmax(logits / temperature, dim=-1): each row of (B, V) is a distribution over the V tokens."),
     }
 
     @staticmethod
@@ -609,8 +939,11 @@ class TestGenerate(Exercise):
         try:
             self.expect(student, params, idx, 7, CONFIG, temperature=0.0)
         except CheckFailed as failure:
-            if "raised" in str(failure) and self._runs(student, params, idx[:, :2], 2):
-                raise CheckFailed(str(failure), self.not_cropped) from None
+            if "raised" in str(failure) and failure.mistake is None:
+                if self._runs(student, params, tokens(2, 10, seed=84), 1):          # a long prompt is cropped, the grown context is not
+                    raise CheckFailed(str(failure), self.cropped_once) from None
+                if self._runs(student, params, idx[:, :2], 2):
+                    raise CheckFailed(str(failure), self.not_cropped) from None
             raise
 
     def test_same_seed_same_text(self, student):
@@ -630,12 +963,32 @@ class TestGenerate(Exercise):
             raise CheckFailed("generate(..., temperature=1.0) gave the same 36 sampled tokens with seed=1 and seed=2", self.fixed_seed)
 
     def test_sampling_distribution_cold(self, student):
-        """temperature 0.5: 4000 draws of the next token follow softmax(logits / 0.5)"""
-        self._check_distribution(student, 0.5, seed=88, head_scale=1.0)
+        """temperature 0.5: 4000 pairs of new tokens (a, b) follow P(a)·P(b | a) of softmax(logits / 0.5)"""
+        self._check_pairs(student, 0.5, seed=88, head_scale=1.0)
 
     def test_sampling_distribution_hot(self, student):
-        """temperature 2: 4000 draws of the next token follow softmax(logits / 2)"""
-        self._check_distribution(student, 2.0, seed=89, head_scale=3.0)
+        """temperature 2: 4000 pairs of new tokens (a, b) follow P(a)·P(b | a) of softmax(logits / 2)"""
+        self._check_pairs(student, 2.0, seed=89, head_scale=3.0)
+
+    def test_new_tokens_are_independent_draws(self, student):
+        """a model that ignores its context (lnf_w = 0): the 3 new tokens of 2000 rows are independent draws from one distribution"""
+        params = model_params(CONFIG, seed=93)
+        params["lnf_w"] = torch.zeros_like(params["lnf_w"])                       # the final layer norm outputs lnf_b everywhere
+        params["lnf_b"] = randn(CONFIG["n_embd"], seed=94, scale=2.0)
+        p = torch.softmax(params["lnf_b"].double() @ params["lm_head"].double().T, -1)    # (V,): the same after any context
+        new = self._sample(student, params, tokens(1, 3, seed=95), 2000, 3, 1.0, seed=96)  # (2000, 3)
+        frequencies = torch.bincount(new.flatten(), minlength=CONFIG["vocab_size"]).double() / new.numel()
+        distance, allowed = _tv(frequencies, p), 0.05
+        if distance > allowed:
+            uniform = _tv(frequencies, torch.full_like(p, 1.0 / len(p))) <= allowed
+            raise CheckFailed(f"generate(..., temperature=1.0) with logits that do not depend on the context: the frequencies of the {new.numel()} "
+                              f"new tokens differ from softmax(logits) by total variation {distance:.3f} (allowed {allowed})",
+                              self.samplers["softmax over the batch"] if uniform else None)
+        repeats, expected = (new[:, 1:] == new[:, :-1]).double().mean().item(), (p ** 2).sum().item()
+        if abs(repeats - expected) > 0.1:
+            raise CheckFailed(f"generate(..., temperature=1.0, seed=96) with logits that do not depend on the context: a new token equals the one "
+                              f"before it in {repeats:.3f} of the {new[:, 1:].numel()} pairs; independent draws repeat with probability "
+                              f"Σ p² = {expected:.3f}", self.reseeded if repeats > expected else None)
 
     def test_sampling_without_seed(self, student):
         """seed=None samples from the global random state: valid tokens, prompt kept"""
@@ -651,6 +1004,8 @@ class TestGenerate(Exercise):
         return True
 
     def _check_tokens(self, out, shape, idx):
+        if isinstance(out, torch.Tensor) and out.dtype.is_floating_point:
+            raise CheckFailed(f"generate returned a {str(out.dtype).removeprefix('torch.')} tensor; token ids are int64", self.float_tokens)
         if not isinstance(out, torch.Tensor) or out.shape != shape or out.dtype != torch.long:
             raise CheckFailed(f"generate should return an int64 tensor of shape {shape} (prompt + new tokens), got "
                               + (f"{out.dtype} {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__))
@@ -659,27 +1014,42 @@ class TestGenerate(Exercise):
         if out.min() < 0 or out.max() >= CONFIG["vocab_size"]:
             raise CheckFailed(f"generate returned token ids outside 0..{CONFIG['vocab_size'] - 1}")
 
-    def _check_distribution(self, student, temperature, seed, head_scale, draws=4000, allowed=0.05):
-        # The weights are chosen so that every wrong sampler below is at total variation >= 0.29 from the
-        # right distribution, while a correct sampler's 4000 draws stay within ~0.03 of it.
-        params = model_params(CONFIG, seed=seed, head_scale=head_scale)
-        prompt = tokens(1, 4, seed=seed + 100)
-        out = self.call(student, params, prompt.expand(draws, 4).clone(), 1, CONFIG, temperature=temperature, seed=seed)
-        self._check_tokens(out, (draws, 5), prompt.expand(draws, 4))
-        frequencies = torch.bincount(out[:, -1], minlength=CONFIG["vocab_size"]).double() / draws
-        logits = _forward(prompt, {k: v.double() for k, v in params.items()}, CONFIG)[0]       # (T, V)
-        want = torch.softmax(logits[-1] / temperature, -1)
-        distance = 0.5 * (frequencies - want).abs().sum().item()
-        if distance <= allowed:
+    def _sample(self, student, params, prompt, draws, new, temperature, seed):
+        """The (draws, new) tokens that generate samples after `draws` copies of `prompt` (1, T0); its rows must differ."""
+        idx = prompt.expand(draws, -1).clone()
+        out = self.call(student, params, idx, new, CONFIG, temperature=temperature, seed=seed)
+        self._check_tokens(out, (draws, prompt.shape[1] + new), idx)
+        out = out[:, prompt.shape[1]:]                                              # (draws, new)
+        if (out == out[0]).all():
+            greedy = _greedy({k: v.double() for k, v in params.items()}, prompt, new, CONFIG, keep_prompt=False)[0]
+            raise CheckFailed(f"generate(..., temperature={temperature}, seed={seed}): all {draws} rows (copies of one prompt) got the same "
+                              f"new tokens {out[0].tolist()}; each row must be sampled on its own",
+                              self.samplers["greedy"] if torch.equal(out[0], greedy) else self.shared_draw)
+        return out
+
+    def _check_pairs(self, student, temperature, seed, head_scale, draws=4000, allowed=0.05, allowed_pairs=0.1):
+        # A correct sampler's 4000 draws stay within ~0.07 (pairs) and ~0.04 (first token) of the right distributions (the
+        # thresholds are ~10 standard deviations above the mean). The wrong samplers are at >= 0.29 (first token) or, when
+        # only the second token is wrong (not fed back), >= 0.35 (pairs); their first tokens are >= 0.14 apart.
+        params, prompt = model_params(CONFIG, seed=seed, head_scale=head_scale), tokens(1, 4, seed=seed + 100)
+        new = self._sample(student, params, prompt, draws, 2, temperature, seed)   # (draws, 2)
+        V = CONFIG["vocab_size"]
+        frequencies = torch.bincount(new[:, 0] * V + new[:, 1], minlength=V * V).view(V, V).double() / draws   # (a, b)
+        candidates = _pair_distributions(params, prompt, temperature)
+        want = candidates.pop("right")
+        first, pairs = _tv(frequencies.sum(1), want.sum(1)), _tv(frequencies, want)
+        if first <= allowed and pairs <= allowed_pairs:
             return
-        candidates = {
-            "temperature multiplied": torch.softmax(logits[-1] * temperature, -1),
-            "temperature ignored": torch.softmax(logits[-1], -1),
-            "greedy": F.one_hot(logits[-1].argmax(), CONFIG["vocab_size"]).double(),
-            "first position": torch.softmax(logits[0] / temperature, -1),
-        }
-        diagnosis = next((self.samplers[key] for key, p in candidates.items() if 0.5 * (frequencies - p).abs().sum().item() <= allowed), None)
-        raise CheckFailed(f"generate(..., temperature={temperature}): the frequencies of {draws} sampled next tokens differ from "
-                          f"softmax(logits / {temperature}) by total variation {distance:.3f} (allowed {allowed}); "
-                          f"most frequent token {int(frequencies.argmax())} at {frequencies.max().item():.3f}, expected probability "
-                          f"{want[frequencies.argmax()].item():.3f}", diagnosis)
+        a = int(frequencies.sum(1).argmax())
+        if first <= allowed:                                                        # the second token is off: say where
+            diagnosis = next((self.samplers[key] for key, p in candidates.items() if _tv(frequencies, p) <= allowed_pairs), None)
+            given, expected = frequencies[a] / frequencies[a].sum(), want[a] / want[a].sum()          # (V,) each: b given a
+            b = int((given - expected).abs().argmax())
+            detail = (f"after the first token {a} (in {frequencies[a].sum().item():.3f} of the rows) the second was {b} in "
+                      f"{given[b].item():.3f} of them, expected P({b} | prompt + {a}) = {expected[b].item():.3f}")
+        else:                                                                       # the first token is off: which sampler gives it?
+            diagnosis = next((self.samplers[key] for key, p in candidates.items() if _tv(frequencies.sum(1), p.sum(1)) <= allowed), None)
+            detail = f"token {a} came first in {frequencies[a].sum().item():.3f} of the rows, expected probability {want[a].sum().item():.3f}"
+        raise CheckFailed(f"generate(..., temperature={temperature}): the frequencies of {draws} sampled pairs of new tokens (a, b) differ from "
+                          f"P(a)·P(b | prompt + a), both softmax(logits / {temperature}), by total variation {pairs:.3f} (allowed {allowed_pairs}); "
+                          f"the first token alone by {first:.3f} (allowed {allowed}): {detail}", diagnosis)

@@ -3,8 +3,9 @@
 Rollouts are time-major: rewards, values and dones are (T,) for one environment or (T, N) for N
 parallel environments, with T != N so that swapping the two dims cannot pass by luck. Episode
 boundaries sit in the middle of the rollout, at different steps in different environments, and
-gamma, lambda are not 1, so that done-mask and discount mistakes show. The references are plain
-loops in float64. Tolerances: mfml_grader.compare.
+gamma, lambda are not 1, so that done-mask and discount mistakes show. Log-probabilities also come
+far below zero (−150 in float32, −800 in float64, as for whole sequences), where exp underflows.
+The references are plain loops in float64. Tolerances: mfml_grader.compare.
 """
 
 import math
@@ -12,7 +13,7 @@ import math
 import torch
 
 from mfml_grader.compare import difference
-from mfml_grader.exercise import CheckFailed, Exercise, Mistake, randn
+from mfml_grader.exercise import CheckFailed, Exercise, Mistake, clone, randn
 
 
 def _dones(T, N, steps):
@@ -23,11 +24,34 @@ def _dones(T, N, steps):
     return dones
 
 
-def _same(got, want, statement):
-    """Raise CheckFailed `statement: <what differs>` unless `got` equals `want` (float64 tolerance)."""
+def _same(got, want, statement, named=lambda: None):
+    """Raise CheckFailed `statement: <what differs>` unless `got` equals `want` (float64 tolerance).
+
+    `named()` is the Mistake the failure matches (called only on a failure: a property check passes the
+    exercise's diagnosis of its own call).
+    """
     problem = difference(got, want, torch.float64)
     if problem:
-        raise CheckFailed(f"{statement}: {problem}")
+        raise CheckFailed(f"{statement}: {problem}", named())
+
+
+def _sole_match(exercise, got, args, kwargs):
+    """The mistake that alone matches `got` on these float64 inputs, None if none or several do.
+
+    Property inputs make some mistakes coincide (with λ = 0 the running advantage is never used), so a
+    property check names a mistake only when its inputs single it out.
+    """
+    found = {}
+    for mistake in exercise.mistakes:
+        if mistake.compute is None:
+            continue
+        try:
+            wrong = mistake.compute(*clone(args), **clone(kwargs))
+        except Exception:  # noqa: BLE001 - a mistake that cannot run on these inputs does not match
+            continue
+        if difference(got, wrong, torch.float64) is None:
+            found.setdefault(mistake.name, mistake)
+    return next(iter(found.values())) if len(found) == 1 else None
 
 
 # -- discounted returns ----------------------------------------------------------------------
@@ -51,6 +75,18 @@ def _returns_loop(rewards, dones, gamma, *, mask_reward=False, next_step_done=Fa
     return out
 
 
+def _returns_if_done(rewards, dones, gamma):
+    """Returns with a Python `if dones[t]` reset: right for one environment, an error for (T, N)."""
+    returns = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        if dones[t]:
+            running = torch.zeros_like(running)
+        running = rewards[t] + gamma * running
+        returns[t] = running
+    return returns
+
+
 class TestDiscountedReturns(Exercise):
     function = "discounted_returns"
     mistakes = (
@@ -64,6 +100,11 @@ class TestDiscountedReturns(Exercise):
                 lambda rewards, dones, gamma: _returns_loop(rewards, dones, gamma, forward=True)),
         Mistake("time taken along the last dim", "time is dim 0: index rewards[t] (shape (N,)), not rewards[..., t].",
                 lambda rewards, dones, gamma: _returns_loop(rewards.mT, dones.mT, gamma).mT),
+        Mistake("γ ignored (undiscounted reward-to-go)", "each step of delay shrinks a reward by γ: G_t = r_t + γ G_{t+1} (1 − done_t).",
+                lambda rewards, dones, gamma: _returns_loop(rewards, dones, 1.0)),
+        Mistake("a Python `if dones[t]` (one environment only)", "with N environments dones[t] has shape (N,) and `if` cannot decide for all of them: "
+                "mask with arithmetic, G_t = r_t + γ G_{t+1} (1 − dones[t]), which resets each environment on its own.",
+                _returns_if_done),
     )
 
     @staticmethod
@@ -97,10 +138,12 @@ class TestDiscountedReturns(Exercise):
         """property: with no dones, G_t = Σ_k γ^k r_{t+k}"""
         rewards = randn(8, 3, seed=4, dtype=torch.float64)
         gamma = 0.9
-        got = self.call(student, rewards, torch.zeros(8, 3, dtype=torch.float64), gamma)
+        args = (rewards, torch.zeros(8, 3, dtype=torch.float64), gamma)
+        got = self.call(student, *args)
         powers = gamma ** (torch.arange(8, dtype=torch.float64)[None, :] - torch.arange(8, dtype=torch.float64)[:, None])
         weights = powers.triu()                                            # (T, T): γ^(s−t) for s >= t
-        _same(got, weights @ rewards, "discounted_returns(rewards (8, 3), no dones, γ=0.9) should be Σ_k γ^k r_{t+k}")
+        _same(got, weights @ rewards, "discounted_returns(rewards (8, 3), no dones, γ=0.9) should be Σ_k γ^k r_{t+k}",
+              lambda: _sole_match(self, got, args, {}))
 
     def test_episodes_are_independent(self, student):
         """property: rewards after an episode end do not change the returns before it"""
@@ -112,16 +155,18 @@ class TestDiscountedReturns(Exercise):
         after = self.call(student, changed, dones, 0.95)
         if not isinstance(before, torch.Tensor) or not isinstance(after, torch.Tensor) or before.shape != (10, 2) or after.shape != (10, 2):
             raise CheckFailed("discounted_returns(rewards (10, 2), dones (10, 2), 0.95) should return a tensor of shape (10, 2)")
-        _same(after[:5], before[:5], "dones[4] = 1 ends both episodes after step 4, so adding 100 to rewards[5:] must not change returns[:5]")
+        _same(after[:5], before[:5], "dones[4] = 1 ends both episodes after step 4, so adding 100 to rewards[5:] must not change returns[:5]",
+              lambda: _sole_match(self, before, (rewards, dones, 0.95), {}))
 
 
 # -- generalized advantage estimation ----------------------------------------------------------
 
-def _gae(rewards, values, dones, next_value, next_done, gamma, lam, *, alive=None, next_values=None, forward=False):
+def _gae(rewards, values, dones, next_value, next_done, gamma, lam, *, alive=None, next_values=None, forward=False,
+         mask_value=True, mask_trace=True):
     """GAE written with explicit per-step arrays, so the broken variants only change one of them.
 
     alive[t]: the (1 − done) factor that multiplies step t's look-ahead; next_values[t]: the value
-    that step t bootstraps from.
+    that step t bootstraps from; mask_value / mask_trace: whether alive[t] multiplies γ V_{t+1} and γλ A_{t+1}.
     """
     T = rewards.shape[0]
     if next_values is None:
@@ -131,8 +176,8 @@ def _gae(rewards, values, dones, next_value, next_done, gamma, lam, *, alive=Non
     advantages = torch.zeros_like(rewards)
     last = torch.zeros_like(rewards[0])
     for t in (range(T) if forward else reversed(range(T))):
-        delta = rewards[t] + gamma * next_values[t] * alive[t] - values[t]
-        last = delta + gamma * lam * alive[t] * last
+        delta = rewards[t] + gamma * next_values[t] * (alive[t] if mask_value else 1.0) - values[t]
+        last = delta + gamma * lam * (alive[t] if mask_trace else 1.0) * last
         advantages[t] = last
     return advantages, advantages + values
 
@@ -177,6 +222,12 @@ class TestComputeGae(Exercise):
                 lambda r, v, d, nv, nd, gamma=0.99, lam=0.95: _gae(r, v, d, nv, nd, gamma, 1.0)),
         Mistake("no done mask", "multiply both the bootstrap value and lastgaelam by nextnonterminal = 1 − dones[t+1] (1 − next_done at t = T−1).",
                 lambda r, v, d, nv, nd, gamma=0.99, lam=0.95: _gae(r, v, d, nv, nd, gamma, lam, alive=torch.ones_like(r))),
+        Mistake("done mask missing on the running advantage (γλ·A_{t+1})", "an episode end cuts the sum of TD errors too: "
+                "lastgaelam = δ_t + γλ·nextnonterminal·lastgaelam, or the next episode's advantages leak into this one.",
+                lambda r, v, d, nv, nd, gamma=0.99, lam=0.95: _gae(r, v, d, nv, nd, gamma, lam, mask_trace=False)),
+        Mistake("done mask missing on the bootstrap value (γ·V_{t+1})", "at an episode end there is no next state to bootstrap from: "
+                "δ_t = r_t + γ·nextvalues·nextnonterminal − V_t.",
+                lambda r, v, d, nv, nd, gamma=0.99, lam=0.95: _gae(r, v, d, nv, nd, gamma, lam, mask_value=False)),
         Mistake("done mask off by one (dones[t] used instead of dones[t+1])", "in this convention dones[t] says obs t starts a new episode, so step t looks ahead through 1 − dones[t+1] (1 − next_done for the last step).",
                 lambda r, v, d, nv, nd, gamma=0.99, lam=0.95: _off_by_one(r, v, d, nv, nd, gamma, lam)),
         Mistake("done mask off by one (dones[t] used instead of dones[t+1])", "in this convention dones[t] says obs t starts a new episode, so step t looks ahead through 1 − dones[t+1] (1 − next_done for the last step).",
@@ -233,13 +284,15 @@ class TestComputeGae(Exercise):
         """property: λ = 1 and no dones: returns = Σ_k γ^k r_{t+k} + γ^(T−t) V(next obs)"""
         T, N, gamma = 7, 3, 0.9
         rewards, values, next_value = randn(T, N, seed=19, dtype=torch.float64), randn(T, N, seed=20, dtype=torch.float64), randn(N, seed=21, dtype=torch.float64)
-        got = self.call(student, rewards, values, torch.zeros(T, N, dtype=torch.float64), next_value, torch.zeros(N, dtype=torch.float64), gamma=gamma, lam=1.0)
+        args, kwargs = (rewards, values, torch.zeros(T, N, dtype=torch.float64), next_value, torch.zeros(N, dtype=torch.float64)), {"gamma": gamma, "lam": 1.0}
+        got = self.call(student, *args, **kwargs)
         steps = torch.arange(T, dtype=torch.float64)
         weights = (gamma ** (steps[None, :] - steps[:, None])).triu()                     # (T, T)
         want = weights @ rewards + (gamma ** (T - steps))[:, None] * next_value            # (T, N)
         if not isinstance(got, (tuple, list)) or len(got) != 2:
             raise CheckFailed("compute_gae should return a tuple (advantages, returns)")
-        _same(got[1], want, f"with λ = 1 and no dones, returns[t] should be the discounted sum of rewards bootstrapped with γ^(T−t)·next_value (T={T}, N={N}, γ={gamma})")
+        _same(got[1], want, f"with λ = 1 and no dones, returns[t] should be the discounted sum of rewards bootstrapped with γ^(T−t)·next_value (T={T}, N={N}, γ={gamma})",
+              lambda: _sole_match(self, got, args, kwargs))
 
     def test_lambda_zero_gives_td_errors(self, student):
         """property: λ = 0: advantages are the one-step TD errors δ_t"""
@@ -249,7 +302,8 @@ class TestComputeGae(Exercise):
         got = self.call(student, *args, gamma=0.9, lam=0.0)
         if not isinstance(got, (tuple, list)) or len(got) != 2:
             raise CheckFailed("compute_gae should return a tuple (advantages, returns)")
-        _same(got[0], _td_errors(*args, 0.9), "with λ = 0, advantages[t] should be δ_t = r_t + γ V_{t+1} (1 − dones[t+1]) − V_t")
+        _same(got[0], _td_errors(*args, 0.9), "with λ = 0, advantages[t] should be δ_t = r_t + γ V_{t+1} (1 − dones[t+1]) − V_t",
+              lambda: _sole_match(self, got, args, {"gamma": 0.9, "lam": 0.0}))
 
     def test_no_value_leaks_across_a_reset(self, student):
         """property: rewards and values of a later episode do not change earlier advantages"""
@@ -264,28 +318,69 @@ class TestComputeGae(Exercise):
         for got in (before, after):
             if not isinstance(got, (tuple, list)) or len(got) != 2 or not isinstance(got[0], torch.Tensor) or got[0].shape != (9, 2):
                 raise CheckFailed("compute_gae should return a tuple (advantages, returns) of (T, N) tensors")
-        _same(after[0][:5], before[0][:5], "dones[5] = 1 (obs 5 starts a new episode), so changing rewards, values and next_value from step 5 on must not change advantages[:5]")
+        _same(after[0][:5], before[0][:5], "dones[5] = 1 (obs 5 starts a new episode), so changing rewards, values and next_value from step 5 on must not change advantages[:5]",
+              lambda: _sole_match(self, before, (rewards, values, dones, next_value, next_done), {"gamma": 0.9, "lam": 0.8}))
 
     def test_terminal_last_step_ignores_next_value(self, student):
         """property: when next_done = 1 the rollout's last step does not bootstrap, so next_value does not matter"""
         args = (randn(6, 4, seed=28, dtype=torch.float64), randn(6, 4, seed=29, dtype=torch.float64), _dones(6, 4, [(2, 1)]).double())
         next_done = torch.ones(4, dtype=torch.float64)
         first = self.call(student, *args, randn(4, seed=30, dtype=torch.float64), next_done, gamma=0.9, lam=0.8)
-        second = self.call(student, *args, randn(4, seed=31, dtype=torch.float64, scale=100.0), next_done, gamma=0.9, lam=0.8)
-        _same(second, first, "with next_done = 1 in every env, changing next_value must not change (advantages, returns)")
+        far = randn(4, seed=31, dtype=torch.float64, scale=100.0)
+        second = self.call(student, *args, far, next_done, gamma=0.9, lam=0.8)
+        _same(second, first, "with next_done = 1 in every env, changing next_value must not change (advantages, returns)",
+              lambda: _sole_match(self, second, (*args, far, next_done), {"gamma": 0.9, "lam": 0.8}))
 
 
 # -- PPO clipped objective ---------------------------------------------------------------------
 
-def _ppo(logp_new, logp_old, advantages, clip_eps=0.2, *, ratio=None, reduce=torch.min, sign=-1.0, clip_advantage=False, clipped_only=False, total=False):
+def _ppo(logp_new, logp_old, advantages, clip_eps=0.2, *, ratio=None, reduce=torch.min, sign=-1.0, clip_advantage=False, clipped_only=False,
+         total=False, min_ratio=False, normalise=False):
     r = torch.exp(logp_new - logp_old) if ratio is None else ratio
+    if normalise:                                   # CleanRL's norm_adv: not part of this loss
+        centred = advantages - advantages.mean()
+        std = (centred.square().sum() / (advantages.numel() - 1)).sqrt()          # unbiased, nan (no warning) for one sample
+        advantages = centred / (std + 1e-8)
     unclipped = r * advantages
     if clip_advantage:
         clipped = r * advantages.clamp(1 - clip_eps, 1 + clip_eps)
     else:
         clipped = r.clamp(1 - clip_eps, 1 + clip_eps) * advantages
-    objective = clipped if clipped_only else reduce(unclipped, clipped)
+    if min_ratio:                                   # min over the ratios, then times A: a max where A < 0
+        objective = torch.min(r, r.clamp(1 - clip_eps, 1 + clip_eps)) * advantages
+    else:
+        objective = clipped if clipped_only else reduce(unclipped, clipped)
     return sign * (objective.sum() if total else objective.mean())
+
+
+ADVANTAGES_NORMALISED = Mistake(
+    "advantages normalised (or centred) inside the loss",
+    "the loss uses the advantages it is given: −mean(min(r·A, clip(r)·A)). Normalising them ((A − mean) / std, CleanRL's norm_adv) "
+    "belongs to the training loop; inside this function it makes the loss at r = 1 zero instead of −mean(A).",
+    lambda new, old, A, clip_eps=0.2: _ppo(new, old, A, clip_eps, normalise=True))
+RATIO_UNDERFLOW = (
+    "ratio as exp(logp_new) / exp(logp_old) (0/0 for very negative log-probabilities)",
+    "log-probabilities of long sequences or continuous actions reach −150 and below, where exp underflows to 0 (float32: below about −103): "
+    "exponentiate the difference, r = exp(logp_new − logp_old).")
+
+
+def _log_probs_far_below_zero(seed):
+    """(float32 around −150, float64 around −800) pairs (logp_new, logp_old): sequence log-probabilities whose exp is 0."""
+    pairs = []
+    for dtype, shift in ((torch.float32, -150.0), (torch.float64, -800.0)):
+        old = randn(16, seed=seed, dtype=torch.float64, scale=5.0, shift=shift)
+        new = old + randn(16, seed=seed + 1, dtype=torch.float64, scale=0.5)
+        pairs.append((new.to(dtype), old.to(dtype)))
+    return pairs
+
+
+def _expect_finite(exercise, student, args, statement):
+    """exercise.expect(), but a nan or inf result names the ratio underflow (whatever the dtype: its compute only reproduces float64's)."""
+    got = exercise.call(student, *args)
+    value = got if isinstance(got, torch.Tensor) else torch.tensor(float(got)) if isinstance(got, (int, float)) else None
+    if value is not None and value.numel() == 1 and not bool(torch.isfinite(value).all()):
+        raise CheckFailed(f"{statement}: got {value.item()}, expected {exercise.reference(*[a.double() for a in args]).item():.6g}", Mistake(*RATIO_UNDERFLOW))
+    exercise.expect(student, *args)
 
 
 class TestPpoClipLoss(Exercise):
@@ -299,8 +394,13 @@ class TestPpoClipLoss(Exercise):
                 lambda new, old, A, clip_eps=0.2: _ppo(new, old, A, clip_eps, clip_advantage=True)),
         Mistake("only the clipped term (no min)", "take min(r·A, clip(r)·A): the clipped term alone gives credit for moves that lower the objective.",
                 lambda new, old, A, clip_eps=0.2: _ppo(new, old, A, clip_eps, clipped_only=True)),
+        Mistake("min of the ratios, then times A (a max where A < 0)", "take the min of the two products, min(r·A, clip(r)·A): "
+                "for A < 0, min(r, clip(r))·A picks the larger objective and removes the penalty of a bad move.",
+                lambda new, old, A, clip_eps=0.2: _ppo(new, old, A, clip_eps, min_ratio=True)),
+        ADVANTAGES_NORMALISED,
         Mistake("ratio as logp_new / logp_old", "these are log-probabilities: r = exp(logp_new − logp_old).",
                 lambda new, old, A, clip_eps=0.2: _ppo(new, old, A, clip_eps, ratio=new / old)),
+        Mistake(*RATIO_UNDERFLOW, lambda new, old, A, clip_eps=0.2: _ppo(new, old, A, clip_eps, ratio=new.exp() / old.exp())),
         Mistake("log-ratio used as the ratio (no exp)", "r = exp(logp_new − logp_old): exponentiate the difference.",
                 lambda new, old, A, clip_eps=0.2: _ppo(new, old, A, clip_eps, ratio=new - old)),
         Mistake("ratio inverted (old over new)", "r = π_new / π_old = exp(logp_new − logp_old).",
@@ -316,10 +416,23 @@ class TestPpoClipLoss(Exercise):
         clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
         return -torch.minimum(unclipped, clipped).mean()
 
+    def test_ratio_one_gives_minus_mean_advantage(self, student):
+        """property: when logp_new = logp_old (r = 1) the loss is −mean(A)"""
+        logp = randn(10, 3, seed=49, dtype=torch.float64, shift=-1.0)
+        advantages = randn(10, 3, seed=50, dtype=torch.float64, shift=1.0)
+        got = self.call(student, logp, logp.clone(), advantages)
+        problem = difference(got, -advantages.mean(), torch.float64)
+        if problem:
+            value = got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
+            centred = isinstance(value, (int, float)) and abs(value) < 1e-6                  # mean of centred advantages
+            mistake = _sole_match(self, got, (logp, logp, advantages), {}) or (ADVANTAGES_NORMALISED if centred else None)
+            raise CheckFailed(f"ppo_clip_loss(logp, logp, A) for (10, 3) float64 (ratio 1 everywhere) should be −mean(A) = "
+                              f"{-advantages.mean().item():.6g}: {problem}", mistake)
+
     def test_worked_example(self, student):
         """worked example: ratios 1.5 and 0.5 with advantages of both signs, ε = 0.2"""
         logp_new = torch.tensor([1.5, 1.5, 0.5, 0.5]).log()
-        self.expect(student, logp_new, torch.zeros(4), torch.tensor([2.0, -1.0, 1.0, -1.0]))
+        self.expect(student, logp_new, torch.zeros(4), torch.tensor([2.0, -1.0, 3.0, -0.5]))
 
     def test_batch_float32(self, student):
         """(64,) float32: ratios inside and outside [1 − ε, 1 + ε], advantages of both signs"""
@@ -340,16 +453,16 @@ class TestPpoClipLoss(Exercise):
 
     def test_returns_a_tensor(self, student):
         """the loss is a 0-d tensor (a Python number cannot be backpropagated)"""
-        got = self.expect(student, randn(5, seed=51, dtype=torch.float64), randn(5, seed=52, dtype=torch.float64), randn(5, seed=53, dtype=torch.float64))
+        logp_old = randn(8, seed=51, dtype=torch.float64, shift=-1.0)
+        got = self.expect(student, logp_old + randn(8, seed=52, dtype=torch.float64, scale=0.6), logp_old, randn(8, seed=58, dtype=torch.float64))
         if not isinstance(got, torch.Tensor):
             raise CheckFailed(f"ppo_clip_loss returned a {type(got).__name__}; return the 0-d tensor itself (no .item() or float()), so that loss.backward() works")
 
-    def test_ratio_one_gives_minus_mean_advantage(self, student):
-        """property: when logp_new = logp_old (r = 1) the loss is −mean(A)"""
-        logp = randn(10, 3, seed=49, dtype=torch.float64, shift=-1.0)
-        advantages = randn(10, 3, seed=50, dtype=torch.float64, shift=0.3)
-        got = self.call(student, logp, logp.clone(), advantages)
-        _same(got, -advantages.mean(), "ppo_clip_loss(logp, logp, A) (ratio 1 everywhere) should be −mean(A)")
+    def test_log_probs_far_below_zero(self, student):
+        """log-probabilities around −150 (float32) and −800 (float64), e.g. of whole sequences: the loss stays finite"""
+        for (new, old), dtype in zip(_log_probs_far_below_zero(seed=54), ("float32", "float64")):
+            _expect_finite(self, student, (new, old, randn(16, seed=56, dtype=new.dtype)),
+                           f"ppo_clip_loss(logp_new, logp_old, A) with {dtype} log-probabilities near {old.mean().item():.0f}")
 
     def test_clipping_only_removes_incentives(self, student):
         """property: the clip removes the gain of moving r past 1 ± ε, never the penalty of a bad move"""
@@ -359,10 +472,18 @@ class TestPpoClipLoss(Exercise):
             (0.5, -2.0, -(0.8 * -2.0), "A < 0 and r < 1 − ε: clipped, the loss stays at −(1 − ε)·A"),
             (1.5, -2.0, -(1.5 * -2.0), "A < 0 and r > 1 + ε: not clipped, the loss is −r·A"),
         )
+        # the four cases in one batch, with advantages of different sizes so that no two mistakes agree on it
+        together = (torch.tensor([1.5, 0.5, 0.5, 1.5], dtype=torch.float64).log(), torch.zeros(4, dtype=torch.float64),
+                    torch.tensor([2.0, 3.0, -1.5, -0.5], dtype=torch.float64))
         for ratio, advantage, want, meaning in cases:
-            got = self.call(student, torch.tensor([math.log(ratio)], dtype=torch.float64), torch.zeros(1, dtype=torch.float64),
-                            torch.tensor([advantage], dtype=torch.float64))
-            _same(got, torch.tensor(want, dtype=torch.float64), f"one sample with r = {ratio}, A = {advantage:+g}, ε = 0.2 ({meaning} = {want:g})")
+            args = (torch.tensor([math.log(ratio)], dtype=torch.float64), torch.zeros(1, dtype=torch.float64), torch.tensor([advantage], dtype=torch.float64))
+            got = self.call(student, *args)
+            problem = difference(got, torch.tensor(want, dtype=torch.float64), torch.float64)
+            if problem:                                 # one sample fits several mistakes: name the one the four cases together fit
+                both = self.call(student, *together)
+                wrong = difference(both, self.reference(*together), torch.float64) is not None
+                named = _sole_match(self, both, together, {}) if wrong else None
+                raise CheckFailed(f"one sample with r = {ratio}, A = {advantage:+g}, ε = 0.2 ({meaning} = {want:g}): {problem}", named)
 
 
 # -- approximate KL ------------------------------------------------------------------------------
@@ -388,6 +509,10 @@ class TestApproxKl(Exercise):
                 lambda new, old: ((new - old) ** 2 / 2).mean()),
         Mistake("sum instead of mean", "average over the samples.",
                 lambda new, old: _k3(new - old).sum()),
+        Mistake("mean taken before the nonlinearity ((e^m − 1) − m with m = mean log r)", "apply (r − 1) − log r to every sample, then average: "
+                "the estimate of each sample is ≥ 0, and their mean is not the estimate at the mean log-ratio.",
+                lambda new, old: _k3((new - old).mean())),
+        Mistake(*RATIO_UNDERFLOW, lambda new, old: ((new.exp() / old.exp() - 1.0) - (new - old)).mean()),
     )
 
     @staticmethod
@@ -415,10 +540,17 @@ class TestApproxKl(Exercise):
         logp_old = randn(20, seed=64, dtype=torch.float64, shift=-3.0)
         self.expect(student, logp_old + randn(20, seed=65, dtype=torch.float64, scale=4.0), logp_old)
 
+    def test_log_probs_far_below_zero(self, student):
+        """log-probabilities around −150 (float32) and −800 (float64), e.g. of whole sequences: the estimate stays finite"""
+        for (new, old), dtype in zip(_log_probs_far_below_zero(seed=67), ("float32", "float64")):
+            _expect_finite(self, student, (new, old), f"approx_kl(logp_new, logp_old) with {dtype} log-probabilities near {old.mean().item():.0f}")
+
     def test_zero_when_policies_agree(self, student):
         """property: approx_kl(logp, logp) = 0"""
         logp = randn(12, 3, seed=66, dtype=torch.float64, shift=-1.0)
-        _same(self.call(student, logp, logp.clone()), torch.tensor(0.0, dtype=torch.float64), "approx_kl(logp, logp) should be 0 (the policy did not change)")
+        got = self.call(student, logp, logp.clone())
+        _same(got, torch.tensor(0.0, dtype=torch.float64), "approx_kl(logp, logp) should be 0 (the policy did not change)",
+              lambda: _sole_match(self, got, (logp, logp), {}))
 
     def test_never_negative(self, student):
         """property: every sample's estimate (r − 1) − log r is ≥ 0, whichever way the policy moved"""

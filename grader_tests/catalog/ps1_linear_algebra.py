@@ -170,6 +170,117 @@ def lora_forward(x, W, A, B, alpha):
     r = B.shape[0]
     return x @ W.T + alpha / r * (x @ A.T @ B.T)
 '''),
+
+    # -- edge inputs and more mistakes
+    Mutant("l2_norm", "root mean square (mean instead of sum)", '''
+def l2_norm(x, dim=-1):
+    return torch.sqrt(torch.mean(x ** 2, dim=dim))
+'''),
+    Mutant("l2_norm", "scaled by max|x| (0/0 on an all-zero vector)", '''
+def l2_norm(x, dim=-1):
+    scale = x.abs().amax(dim=dim, keepdim=True)          # avoids overflow in x ** 2
+    return (scale * ((x / scale) ** 2).sum(dim=dim, keepdim=True).sqrt()).squeeze(dim)
+'''),
+    Mutant("linear", "b=None not handled", '''
+def linear(x, W, b=None):
+    return x @ W.T + b
+'''),
+    Mutant("linear", "batch dims flattened and not restored", '''
+def linear(x, W, b=None):
+    rows = x.reshape(-1, x.shape[-1])        # (N, in)
+    y = rows @ W.T
+    if b is not None:
+        y = y + b
+    return y
+'''),
+    Mutant("attention_scores", "d_k read from q.shape[1] (right only for 2-D q)", '''
+def attention_scores(q, k):
+    d_k = q.shape[1]
+    return q @ k.transpose(-2, -1) / math.sqrt(d_k)
+'''),
+    Mutant("attention_scores", "transposed dims 1 and 2 of k (right only for 3-D inputs)", '''
+def attention_scores(q, k):
+    return torch.matmul(q, k.transpose(1, 2)) / math.sqrt(q.shape[-1])
+'''),
+    Mutant("attention_scores", "scaled by √T_q (the number of queries)", '''
+def attention_scores(q, k):
+    T_q, d = q.shape[-2], q.shape[-1]
+    return q @ k.transpose(-2, -1) / math.sqrt(T_q)
+'''),
+    Mutant("attention_scores", "k transposed with .T on a batched tensor", '''
+def attention_scores(q, k):
+    return q @ k.T / math.sqrt(q.shape[-1])
+'''),
+    Mutant("softmax", "sum without keepdim=True (divides along the wrong dim)", '''
+def softmax(x, dim=-1):
+    e = torch.exp(x - x.amax(dim=dim, keepdim=True))
+    return e / e.sum(dim=dim)
+'''),
+    Mutant("softmax", "max without keepdim=True (the shift varies along dim)", '''
+def softmax(x, dim=-1):
+    e = torch.exp(x - x.amax(dim=dim))
+    return e / e.sum(dim=dim, keepdim=True)
+'''),
+    Mutant("attention", "masked scores set to 0 instead of −inf", '''
+def attention(q, k, v, causal=False):
+    scores = attention_scores(q, k)
+    if causal:
+        scores = scores * torch.tril(torch.ones(scores.shape[-2:]))     # zero out the future
+    return softmax(scores) @ v
+'''),
+    Mutant("attention", "causal mask built T_q × T_q (assumes T_q = T_k)", '''
+def attention(q, k, v, causal=False):
+    scores = attention_scores(q, k)
+    if causal:
+        T = q.shape[-2]
+        mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return softmax(scores) @ v
+'''),
+    Mutant("attention", "no 1/√d_k scaling", '''
+def attention(q, k, v, causal=False):
+    scores = q @ k.transpose(-2, -1)
+    if causal:
+        keep = torch.ones(scores.shape[-2:], dtype=torch.bool).tril()
+        scores = scores.masked_fill(~keep, float("-inf"))
+    return softmax(scores) @ v
+'''),
+    Mutant("low_rank_approx", "Vh sliced by columns (Vh[:, :r])", '''
+def low_rank_approx(A, r):
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    return U[:, :r] @ torch.diag(S[:r]) @ Vh[:, :r]
+'''),
+    Mutant("low_rank_approx", "full SVD: U @ diag(S) @ Vh only fits a square A", '''
+def low_rank_approx(A, r):
+    U, S, Vh = torch.linalg.svd(A)
+    S = S.clone()
+    S[r:] = 0                                  # drop the small singular values
+    return U @ torch.diag(S) @ Vh
+'''),
+    Mutant("low_rank_approx", "rank r - 1 (off by one)", '''
+def low_rank_approx(A, r):
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+    return U[:, :r - 1] @ torch.diag(S[:r - 1]) @ Vh[:r - 1]
+'''),
+    Mutant("lora_forward", "r taken from A.shape[1] (in) instead of A.shape[0]", '''
+def lora_forward(x, W, A, B, alpha):
+    r = A.shape[1]
+    return x @ W.T + (alpha / r) * (x @ A.T @ B.T)
+'''),
+    Mutant("lora_forward", "torch.mm takes 2-D x only", '''
+def lora_forward(x, W, A, B, alpha):
+    scale = alpha / A.shape[0]
+    return torch.mm(x, W.t()) + scale * torch.mm(torch.mm(x, A.t()), B.t())
+'''),
+    Mutant("lora_forward", "no alpha / r scaling", '''
+def lora_forward(x, W, A, B, alpha):
+    return linear(x, W) + linear(linear(x, A), B)
+'''),
+    Mutant("lora_forward", "multiplied by r / alpha", '''
+def lora_forward(x, W, A, B, alpha):
+    r = A.shape[0]
+    return x @ W.T + (r / alpha) * (x @ A.T @ B.T)
+'''),
 ]
 
 VARIANTS = [
@@ -181,6 +292,12 @@ def l2_norm(x, dim=-1):
     Variant("l2_norm", "pow and sum with keepdim, then squeeze", '''
 def l2_norm(x, dim=-1):
     return x.pow(2).sum(dim, keepdim=True).sqrt().squeeze(dim)
+'''),
+    Variant("l2_norm", "overflow-safe max scaling with a guard for zero vectors", '''
+def l2_norm(x, dim=-1):
+    m = x.abs().amax(dim=dim, keepdim=True)
+    m = torch.where(m == 0, torch.ones_like(m), m)
+    return (m * (x / m).pow(2).sum(dim=dim, keepdim=True).sqrt()).squeeze(dim)
 '''),
     Variant("linear", "einsum with an explicit bias branch", '''
 def linear(x, W, b=None):
@@ -232,6 +349,15 @@ def attention(q, k, v, causal=False):
         w = w / w.sum(-1, keepdim=True)
         rows.append(w @ (v[..., : i + 1, :] if causal else v))
     return torch.cat(rows, dim=-2)
+'''),
+    Variant("attention", "masked_fill with a large negative number instead of -inf", '''
+def attention(q, k, v, causal=False):
+    scores = attention_scores(q, k)
+    if causal:
+        T_q, T_k = scores.shape[-2:]
+        future = torch.triu(torch.ones(T_q, T_k, dtype=torch.bool), diagonal=1)
+        scores = scores.masked_fill(future, -1e9)
+    return softmax(scores) @ v
 '''),
     Variant("low_rank_approx", "scale the columns of U instead of diag", '''
 def low_rank_approx(A, r):

@@ -244,6 +244,204 @@ def max_stable_lr(H):
 def max_stable_lr(H):
     return torch.linalg.eigvalsh(H)[-1] / 2
 '''),
+
+    # -- more mistakes, and the edge inputs that expose them --------------------------------
+    Mutant("central_difference", "backward difference (f(x) − f(x−h)) / h", '''
+def central_difference(f, x, h=1e-5):
+    grad = torch.zeros_like(x)
+    fx = f(x)
+    for i in range(x.numel()):
+        e = torch.zeros_like(x)
+        e.view(-1)[i] = h
+        grad.view(-1)[i] = (fx - f(x - e)) / h
+    return grad
+'''),
+    Mutant("central_difference", "gradient created in the default dtype (float32)", '''
+def central_difference(f, x, h=1e-5):
+    grad = torch.zeros(x.shape)
+    for i in range(x.numel()):
+        e = torch.zeros_like(x)
+        e.view(-1)[i] = h
+        grad.view(-1)[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return grad
+'''),
+    Mutant("central_difference", "gradient returned flat (shape (n,)), not shaped like x", '''
+def central_difference(f, x, h=1e-5):
+    slopes = []
+    for i in range(x.numel()):
+        e = torch.zeros(x.numel(), dtype=x.dtype)
+        e[i] = h
+        e = e.reshape(x.shape)
+        slopes.append((f(x + e) - f(x - e)) / (2 * h))
+    return torch.stack(slopes)
+'''),
+    Mutant("cubic_and_grad", "chain rule as a sum (3u² + 2) instead of a product", '''
+def cubic_and_grad(x):
+    u = 2 * x + 1
+    dy_du = 3 * u ** 2
+    du_dx = 2
+    return u ** 3, dy_du + du_dx
+'''),
+    Mutant("cubic_and_grad", "`^` used for powers (bitwise xor in Python)", '''
+def cubic_and_grad(x):
+    u = 2 * x + 1
+    return u ^ 3, 3 * u ^ 2 * 2
+'''),
+    Mutant("cubic_and_grad", "input modified in place", '''
+def cubic_and_grad(x):
+    u = x
+    u *= 2
+    u += 1
+    return u ** 3, 6 * u ** 2
+'''),
+    Mutant("tanh_backward", "(1 − out)² instead of 1 − out²", '''
+def tanh_backward(dout, out):
+    return dout * (1 - out) ** 2
+'''),
+    Mutant("tanh_backward", "1 − out instead of 1 − out²", '''
+def tanh_backward(dout, out):
+    return dout * (1 - out)
+'''),
+    Mutant("tanh_backward", "1 − out² · dout (missing parentheses)", '''
+def tanh_backward(dout, out):
+    return 1 - out ** 2 * dout
+'''),
+    Mutant("tanh_backward", "matrix product instead of elementwise (dout @ (1 − out²))", '''
+def tanh_backward(dout, out):
+    local = 1 - out ** 2
+    return dout @ local
+'''),
+    Mutant("linear_backward", "dW averaged over the batch", '''
+def linear_backward(dout, x, W):
+    N = x.shape[0]
+    return dout @ W, dout.T @ x / N, dout.sum(0)
+'''),
+    Mutant("linear_backward", "dx transposed (Wᵀ · doutᵀ)", '''
+def linear_backward(dout, x, W):
+    dx = W.T @ dout.T
+    return dx, dout.T @ x, dout.sum(0)
+'''),
+    Mutant("linear_backward", "db summed over the out dim (dout.sum(1))", '''
+def linear_backward(dout, x, W):
+    return dout @ W, dout.T @ x, dout.sum(1)
+'''),
+    Mutant("linear_backward", "returned (dW, dx, db) instead of (dx, dW, db)", '''
+def linear_backward(dout, x, W):
+    dW = dout.T @ x
+    dx = dout @ W
+    db = dout.sum(0)
+    return dW, dx, db
+'''),
+    Mutant("cross_entropy_backward", "softmax over the batch dim", '''
+def cross_entropy_backward(logits, targets):
+    p = torch.softmax(logits, dim=0)
+    p[torch.arange(len(targets)), targets] -= 1
+    return p / len(targets)
+'''),
+    Mutant("cross_entropy_backward", "one-hot subtracted from the logits", '''
+def cross_entropy_backward(logits, targets):
+    N, C = logits.shape
+    return (logits - F.one_hot(targets, C)) / N
+'''),
+    Mutant("cross_entropy_backward", "divided by C (the classes) instead of N", '''
+def cross_entropy_backward(logits, targets):
+    p = torch.softmax(logits, -1)
+    one_hot = F.one_hot(targets, logits.shape[-1]).to(logits.dtype)
+    return (p - one_hot) / logits.shape[-1]
+'''),
+    Mutant("cross_entropy_backward", "gradient with respect to the probabilities (−1/p at the target)", '''
+def cross_entropy_backward(logits, targets):
+    N, C = logits.shape
+    p = torch.softmax(logits, dim=-1)
+    grad = torch.zeros_like(logits)
+    rows = torch.arange(N)
+    grad[rows, targets] = -1 / p[rows, targets]        # d(-log p_y) / d p_y
+    return grad / N
+'''),
+    Mutant("mlp_loss_and_grads", "bias gradients not summed over the batch", '''
+def mlp_loss_and_grads(x, targets, params):
+    h = torch.tanh(x @ params["W1"].T + params["b1"])
+    logits = h @ params["W2"].T + params["b2"]
+    loss = (logits.logsumexp(-1) - logits.gather(1, targets[:, None]).squeeze(1)).mean()
+    dlogits = cross_entropy_backward(logits, targets)
+    dz = tanh_backward(dlogits @ params["W2"], h)
+    return loss, {"W1": dz.T @ x, "b1": dz, "W2": dlogits.T @ h, "b2": dlogits}
+'''),
+    Mutant("mlp_loss_and_grads", "weight gradients transposed", '''
+def mlp_loss_and_grads(x, targets, params):
+    h = torch.tanh(x @ params["W1"].T + params["b1"])
+    logits = h @ params["W2"].T + params["b2"]
+    loss = (logits.logsumexp(-1) - logits.gather(1, targets[:, None]).squeeze(1)).mean()
+    dlogits = cross_entropy_backward(logits, targets)
+    dz = tanh_backward(dlogits @ params["W2"], h)
+    return loss, {"W1": x.T @ dz, "b1": dz.sum(0), "W2": h.T @ dlogits, "b2": dlogits.sum(0)}
+'''),
+    Mutant("mlp_loss_and_grads", "softmax without the max-shift (overflows on large logits)", '''
+def mlp_loss_and_grads(x, targets, params):
+    N = x.shape[0]
+    h = torch.tanh(x @ params["W1"].T + params["b1"])
+    logits = h @ params["W2"].T + params["b2"]
+    e = logits.exp()
+    p = e / e.sum(-1, keepdim=True)
+    loss = -p[torch.arange(N), targets].log().mean()
+    dlogits = (p - F.one_hot(targets, logits.shape[1])) / N
+    dz = (dlogits @ params["W2"]) * (1 - h ** 2)
+    return loss, {"W1": dz.T @ x, "b1": dz.sum(0), "W2": dlogits.T @ h, "b2": dlogits.sum(0)}
+'''),
+    Mutant("mlp_loss_and_grads", "db1 taken before the tanh derivative (dh.sum(0))", '''
+def mlp_loss_and_grads(x, targets, params):
+    h = torch.tanh(x @ params["W1"].T + params["b1"])
+    logits = h @ params["W2"].T + params["b2"]
+    loss = (logits.logsumexp(-1) - logits.gather(1, targets[:, None]).squeeze(1)).mean()
+    dlogits = cross_entropy_backward(logits, targets)
+    dh, dW2, db2 = linear_backward(dlogits, h, params["W2"])
+    db1 = dh.sum(0)
+    dz = tanh_backward(dh, h)
+    _, dW1, _ = linear_backward(dz, x, params["W1"])
+    return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+'''),
+    Mutant("mlp_loss_and_grads", "dW2 from the pre-activation z instead of h", '''
+def mlp_loss_and_grads(x, targets, params):
+    z = x @ params["W1"].T + params["b1"]
+    h = torch.tanh(z)
+    logits = h @ params["W2"].T + params["b2"]
+    loss = (logits.logsumexp(-1) - logits.gather(1, targets[:, None]).squeeze(1)).mean()
+    dlogits = cross_entropy_backward(logits, targets)
+    dh, _, db2 = linear_backward(dlogits, h, params["W2"])
+    dW2 = dlogits.T @ z
+    _, dW1, db1 = linear_backward(tanh_backward(dh, h), x, params["W1"])
+    return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+'''),
+    Mutant("relative_error", "divided by |a| only", '''
+def relative_error(a, b):
+    return ((a - b).abs() / a.abs().clamp_min(1e-8)).max()
+'''),
+    Mutant("relative_error", "absolute error (no denominator)", '''
+def relative_error(a, b):
+    return torch.max(torch.abs(a - b))
+'''),
+    Mutant("relative_error", "|a + b| instead of |a| + |b|", '''
+def relative_error(a, b):
+    return ((a - b).abs() / (a + b).abs().clamp_min(1e-8)).max()
+'''),
+    Mutant("relative_error", "divided by max(|a|, |b|)", '''
+def relative_error(a, b):
+    scale = torch.maximum(a.abs(), b.abs()).clamp_min(1e-8)
+    return ((a - b).abs() / scale).max()
+'''),
+    Mutant("max_stable_lr", "trace (sum of eigenvalues) used instead of λ_max", '''
+def max_stable_lr(H):
+    return 2 / torch.trace(H)
+'''),
+    Mutant("max_stable_lr", "Frobenius norm used as λ_max", '''
+def max_stable_lr(H):
+    return 2 / torch.linalg.norm(H)
+'''),
+    Mutant("max_stable_lr", "optimal rate 2/(λ_max + λ_min), not the stability limit", '''
+def max_stable_lr(H):
+    lam = torch.linalg.eigvalsh(H)
+    return 2 / (lam[0] + lam[-1])
+'''),
 ]
 
 VARIANTS = [

@@ -166,6 +166,130 @@ def sample_categorical(logits, temperature=1.0, generator=None):
     probs = torch.softmax(logits / temperature, dim=0)
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 '''),
+
+    # -- more mistakes, and the edge inputs that expose them
+    Mutant("log_softmax", "returned probabilities, not log-probabilities", '''
+def log_softmax(logits, dim=-1):
+    e = torch.exp(logits - logits.amax(dim=dim, keepdim=True))
+    return e / e.sum(dim=dim, keepdim=True)
+'''),
+    Mutant("log_softmax", "normalised over the whole tensor", '''
+def log_softmax(logits, dim=-1):
+    shifted = logits - logits.max()
+    return shifted - torch.log(torch.exp(shifted).sum())
+'''),
+    Mutant("log_softmax", "log(exp(x) / Σ exp(x)) without a max-shift (nan on large logits)", '''
+def log_softmax(logits, dim=-1):
+    e = logits.exp()
+    return torch.log(e / e.sum(dim=dim, keepdim=True))
+'''),
+    Mutant("cross_entropy", "reduction ignored (always the sum)", '''
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    keep = targets != ignore_index
+    picked = log_softmax(logits, dim=-1).gather(1, targets.masked_fill(~keep, 0)[:, None])[:, 0]
+    return -(picked * keep).sum()
+'''),
+    Mutant("log_softmax", "dim hard-coded to 1 (right only for 2-D logits)", '''
+def log_softmax(logits, dim=-1):
+    m = logits.max(1, keepdim=True).values
+    shifted = logits - m
+    return shifted - shifted.exp().sum(1, keepdim=True).log()
+'''),
+    Mutant("log_softmax", "max without keepdim=True (the shift varies along dim)", '''
+def log_softmax(logits, dim=-1):
+    shifted = logits - logits.amax(dim=dim)
+    return shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
+'''),
+    Mutant("cross_entropy", "sign flipped (log-likelihood instead of its negative)", '''
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    keep = targets != ignore_index
+    picked = log_softmax(logits, dim=-1).gather(1, targets.masked_fill(~keep, 0)[:, None])[:, 0]
+    losses = torch.where(keep, picked, torch.zeros_like(picked))
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.sum() / keep.sum()
+'''),
+    Mutant("cross_entropy", "reduction ignored (always the mean)", '''
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    keep = targets != ignore_index
+    picked = log_softmax(logits, dim=-1).gather(1, targets.masked_fill(~keep, 0)[:, None])[:, 0]
+    losses = -picked * keep
+    return losses.sum() / keep.sum()
+'''),
+    Mutant("cross_entropy", "no max-shift before exp (overflows on large logits)", '''
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    log_probs = logits - logits.exp().sum(dim=1, keepdim=True).log()
+    keep = targets != ignore_index
+    losses = -log_probs.gather(1, targets.masked_fill(~keep, 0)[:, None])[:, 0] * keep
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.sum() / keep.sum()
+'''),
+    Mutant("cross_entropy", "softmax over the wrong dim (dim 0)", '''
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    log_probs = log_softmax(logits, dim=0)
+    keep = targets != ignore_index
+    losses = -log_probs.gather(1, targets.masked_fill(~keep, 0)[:, None])[:, 0] * keep
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.sum() / keep.sum()
+'''),
+    Mutant("cross_entropy", "ignored rows dropped from 'none' (shape (kept,), not (N,))", '''
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    keep = targets != ignore_index
+    log_probs = log_softmax(logits[keep], dim=-1)
+    losses = -log_probs[torch.arange(int(keep.sum())), targets[keep]]
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.mean()
+'''),
+    Mutant("cross_entropy", "returned a Python number, not a 0-d tensor", '''
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    keep = targets != ignore_index
+    losses = -log_softmax(logits, dim=-1).gather(1, targets.masked_fill(~keep, 0)[:, None])[:, 0] * keep
+    if reduction == "none":
+        return losses
+    total = losses.sum().item()
+    return total if reduction == "sum" else total / keep.sum().item()
+'''),
+    Mutant("gaussian_mle", "one-pass variance E[x²] − μ² (cancels when the data sit far from 0)", '''
+def gaussian_mle(x):
+    n = x.shape[0]
+    mu = x.sum() / n
+    return mu.item(), ((x ** 2).sum() / n - mu ** 2).item()
+'''),
+    Mutant("gaussian_mle", "squared the mean deviation ((mean(x − μ))² = 0)", '''
+def gaussian_mle(x):
+    mu = x.mean()
+    var = (x - mu).mean() ** 2
+    return mu, var
+'''),
+    Mutant("kl_divergence", "summed over dim 0 instead of the last dim", '''
+def kl_divergence(p, q):
+    return (torch.xlogy(p, p) - torch.xlogy(p, q)).sum(dim=0)
+'''),
+    Mutant("kl_divergence", "summed over dim 1 (right only for 2-D p)", '''
+def kl_divergence(p, q):
+    terms = torch.where(p > 0, p * torch.log(p / q), torch.zeros_like(p))
+    return terms.sum(dim=1)
+'''),
+    Mutant("kl_divergence", "log ratio inverted (Σ p log(q / p), the negative of KL)", '''
+def kl_divergence(p, q):
+    return torch.where(p > 0, p * (q.log() - p.log()), 0.0).sum(-1)
+'''),
+    Mutant("sample_categorical", "sample dim not squeezed ((N, 1) instead of (N,))", '''
+def sample_categorical(logits, temperature=1.0, generator=None):
+    if temperature == 0:
+        return logits.argmax(-1, keepdim=True)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)
+'''),
+    Mutant("sample_categorical", "temperature 0 not handled (logits / 0)", '''
+def sample_categorical(logits, temperature=1.0, generator=None):
+    scaled = logits / temperature
+    probs = torch.exp(scaled - scaled.amax(-1, keepdim=True))
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+'''),
 ]
 
 VARIANTS = [
@@ -235,11 +359,17 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
 def gaussian_mle(x):
     return x.mean(), x.var(correction=0)
 '''),
-    Variant("gaussian_mle", "E[x²] − μ² and Python numbers", '''
+    Variant("gaussian_mle", "two-pass variance as Python numbers", '''
 def gaussian_mle(x):
     n = x.shape[0]
     mu = x.sum() / n
-    return mu.item(), ((x ** 2).sum() / n - mu ** 2).item()
+    return mu.item(), (((x - mu) ** 2).sum() / n).item()
+'''),
+    Variant("gaussian_mle", "one-pass on data shifted by the first sample", '''
+def gaussian_mle(x):
+    d = x - x[0]                                  # near 0, so E[d²] − E[d]² does not cancel
+    mean_d = d.mean()
+    return x[0] + mean_d, (d * d).mean() - mean_d ** 2
 '''),
     Variant("gaussian_mle", "torch.var_mean unpacked in the right order", '''
 def gaussian_mle(x):

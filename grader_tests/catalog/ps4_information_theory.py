@@ -20,6 +20,23 @@ def entropy(probs):
 def entropy(probs):
     return -torch.xlogy(probs, probs).sum(0)
 '''),
+    Mutant("entropy", "eps added inside the log (log(p + eps))", '''
+def entropy(probs):
+    return -(probs * torch.log(probs + 1e-8)).sum(dim=-1)     # + 1e-8 to avoid log(0)
+'''),
+    Mutant("entropy", "summed over dim 1 (written for (N, K) inputs only)", '''
+def entropy(probs):
+    terms = torch.xlogy(probs, probs)                         # (N, K)
+    return -terms.sum(dim=1)
+'''),
+    Mutant("entropy", "averaged over the outcomes instead of summing", '''
+def entropy(probs):
+    return -torch.xlogy(probs, probs).mean(dim=-1)
+'''),
+    Mutant("entropy", "kept the summed dim (keepdim=True)", '''
+def entropy(probs):
+    return -torch.xlogy(probs, probs).sum(dim=-1, keepdim=True)
+'''),
     Mutant("cross_entropy_dist", "H(q, p) instead of H(p, q) (arguments swapped)", '''
 def cross_entropy_dist(p, q):
     return -torch.xlogy(q, p).sum(-1)
@@ -35,6 +52,28 @@ def cross_entropy_dist(p, q):
     Mutant("cross_entropy_dist", "log base 2 (bits) instead of nats", '''
 def cross_entropy_dist(p, q):
     return -torch.xlogy(p, q).sum(-1) / math.log(2)
+'''),
+    Mutant("cross_entropy_dist", "tiny q clamped or shifted by an eps (log(q + eps), q.clamp(min=eps))", '''
+def cross_entropy_dist(p, q):
+    return -(p * torch.log(q + 1e-8)).sum(dim=-1)           # + 1e-8 so that q = 0 gives no nan
+'''),
+    Mutant("cross_entropy_dist", "tiny q clamped or shifted by an eps (log(q + eps), q.clamp(min=eps))", '''
+def cross_entropy_dist(p, q):
+    safe_q = q.clamp(min=1e-12)                              # exact except for model probabilities below 1e-12
+    return -torch.xlogy(p, safe_q).sum(-1)
+'''),
+    Mutant("cross_entropy_dist", "summed over dim 1 (written for (N, K) inputs only)", '''
+def cross_entropy_dist(p, q):
+    return -torch.xlogy(p, q).sum(dim=1)
+'''),
+    Mutant("cross_entropy_dist", "KL with the wrong sign (H(p) − KL(p‖q))", '''
+def cross_entropy_dist(p, q):
+    kl = (torch.xlogy(p, p) - torch.xlogy(p, q)).sum(-1)     # KL(p||q)
+    return entropy(p) - kl
+'''),
+    Mutant("cross_entropy_dist", "averaged over the outcomes instead of summing", '''
+def cross_entropy_dist(p, q):
+    return (-torch.xlogy(p, q)).mean(dim=-1)
 '''),
     Mutant("perplexity", "mean of per-token exp(NLL) instead of exp of the mean", '''
 def perplexity(logits, targets):
@@ -65,6 +104,36 @@ def perplexity(logits, targets):
 def perplexity(logits, targets):
     log_probs = torch.log_softmax(logits, dim=1)
     return torch.exp(-log_probs.gather(2, targets.unsqueeze(2)).mean())
+'''),
+    Mutant("perplexity", "max-shift by the global max, not per position", '''
+def perplexity(logits, targets):
+    m = logits.max()                                                        # the largest logit
+    lse = m + (logits - m).exp().sum(-1).log()                              # (B, T)
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)           # (B, T)
+    return (lse - picked).mean().exp()
+'''),
+    Mutant("perplexity", "every position indexed with every target (log_probs[..., targets])", '''
+def perplexity(logits, targets):
+    log_probs = torch.log_softmax(logits, dim=-1)                           # (B, T, V)
+    return torch.exp(-log_probs[..., targets].mean())
+'''),
+    Mutant("perplexity", "averaged the log-probabilities of every token (targets never picked)", '''
+def perplexity(logits, targets):
+    nll = -F.log_softmax(logits, dim=-1)                                    # (B, T, V)
+    return nll.mean().exp()
+'''),
+    Mutant("perplexity", "returned the mean NLL (forgot the exp)", '''
+def perplexity(logits, targets):
+    log_probs = logits.log_softmax(dim=-1)                                  # (B, T, V)
+    nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)          # (B, T)
+    return nll.mean()
+'''),
+    Mutant("perplexity", "softmax applied twice (probabilities treated as logits)", '''
+def perplexity(logits, targets):
+    probs = torch.softmax(logits, dim=-1)                                   # (B, T, V)
+    log_probs = F.log_softmax(probs, dim=-1)
+    nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return nll.mean().exp()
 '''),
 ]
 

@@ -22,6 +22,20 @@ def sgd_step(param, grad, lr):
 def sgd_step(param, grad, lr):
     return param - grad / lr
 '''),
+    Mutant("sgd_step", "input modified in place", '''
+def sgd_step(param, grad, lr):
+    param -= lr * grad
+    return param
+'''),
+    Mutant("sgd_step", "update computed but not returned (param.sub(...) makes a new tensor)", '''
+def sgd_step(param, grad, lr):
+    param.sub(lr * grad)
+    return param
+'''),
+    Mutant("sgd_step", "used param.grad instead of the grad argument", '''
+def sgd_step(param, grad, lr):
+    return param - lr * param.grad
+'''),
     # -- momentum_step --
     Mutant("momentum_step", "dampened buffer started at zeros (momentum·buf + (1 − momentum)·grad)", '''
 def momentum_step(param, grad, buf, lr, momentum):
@@ -51,6 +65,31 @@ def momentum_step(param, grad, buf, lr, momentum):
         buf = grad
     else:
         buf = momentum * param + grad
+    return param - lr * buf, buf
+'''),
+    Mutant("momentum_step", "lr inside the buffer (buf = momentum·buf + lr·grad, param − buf)", '''
+def momentum_step(param, grad, buf, lr, momentum):
+    if buf is None:
+        buf = torch.zeros_like(param)
+    buf = momentum * buf + lr * grad
+    return param - buf, buf
+'''),
+    Mutant("momentum_step", "returned the old buffer instead of the new one", '''
+def momentum_step(param, grad, buf, lr, momentum):
+    new_buf = grad.clone() if buf is None else momentum * buf + grad
+    return param - lr * new_buf, buf
+'''),
+    Mutant("momentum_step", "input modified in place", '''
+def momentum_step(param, grad, buf, lr, momentum):
+    if buf is None:
+        buf = grad.clone()
+    else:
+        buf.mul_(momentum).add_(grad)                    # as torch.optim.SGD does it
+    return param - lr * buf, buf
+'''),
+    Mutant("momentum_step", "old buffer not decayed (buf + grad)", '''
+def momentum_step(param, grad, buf, lr, momentum):
+    buf = grad.clone() if buf is None else buf + grad
     return param - lr * buf, buf
 '''),
     # -- adamw_step --
@@ -103,8 +142,84 @@ def adamw_step(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight
     new = param - weight_decay * param - lr * m_hat / (v_hat.sqrt() + eps)
     return new, {"step": t, "exp_avg": m, "exp_avg_sq": v}
 '''),
+    Mutant("adamw_step", "input modified in place", '''
+def adamw_step(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    b1, b2 = betas
+    if not state:
+        state.update(step=0, exp_avg=torch.zeros_like(param), exp_avg_sq=torch.zeros_like(param))
+    state["step"] += 1
+    t = state["step"]
+    state["exp_avg"] = b1 * state["exp_avg"] + (1 - b1) * grad
+    state["exp_avg_sq"] = b2 * state["exp_avg_sq"] + (1 - b2) * grad * grad
+    m_hat = state["exp_avg"] / (1 - b1 ** t)
+    v_hat = state["exp_avg_sq"] / (1 - b2 ** t)
+    new = param * (1 - lr * weight_decay) - lr * m_hat / (v_hat.sqrt() + eps)
+    return new, state
+'''),
+    Mutant("adamw_step", "eps left out (m̂ / √v̂)", '''
+def adamw_step(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    b1, b2 = betas
+    t = state.get("step", 0) + 1
+    m = b1 * state.get("exp_avg", torch.zeros_like(param)) + (1 - b1) * grad
+    v = b2 * state.get("exp_avg_sq", torch.zeros_like(param)) + (1 - b2) * grad ** 2
+    m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+    new = param * (1 - lr * weight_decay) - lr * m_hat / v_hat.sqrt()
+    return new, {"step": t, "exp_avg": m, "exp_avg_sq": v}
+'''),
+    Mutant("adamw_step", "v̂ bias-corrected with β1 instead of β2", '''
+def adamw_step(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    beta1, beta2 = betas
+    t = int(state.get("step", 0)) + 1
+    m = beta1 * state.get("exp_avg", torch.zeros_like(param)) + (1 - beta1) * grad
+    v = beta2 * state.get("exp_avg_sq", torch.zeros_like(param)) + (1 - beta2) * grad * grad
+    bias_correction = 1 - beta1 ** t
+    m_hat = m / bias_correction
+    v_hat = v / bias_correction
+    new = param * (1 - lr * weight_decay) - lr * m_hat / (v_hat.sqrt() + eps)
+    return new, {"step": t, "exp_avg": m, "exp_avg_sq": v}
+'''),
+    Mutant("adamw_step", "betas swapped", '''
+def adamw_step(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    beta2, beta1 = betas
+    t = int(state.get("step", 0)) + 1
+    m = beta1 * state.get("exp_avg", torch.zeros_like(param)) + (1 - beta1) * grad
+    v = beta2 * state.get("exp_avg_sq", torch.zeros_like(param)) + (1 - beta2) * grad * grad
+    m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+    new = param * (1 - lr * weight_decay) - lr * m_hat / (v_hat.sqrt() + eps)
+    return new, {"step": t, "exp_avg": m, "exp_avg_sq": v}
+'''),
+    Mutant("adamw_step", "step counter not incremented", '''
+def adamw_step(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    b1, b2 = betas
+    step = state.get("step", 0)
+    m = b1 * state.get("exp_avg", torch.zeros_like(param)) + (1 - b1) * grad
+    v = b2 * state.get("exp_avg_sq", torch.zeros_like(param)) + (1 - b2) * grad * grad
+    m_hat, v_hat = m / (1 - b1 ** (step + 1)), v / (1 - b2 ** (step + 1))
+    new = param * (1 - lr * weight_decay) - lr * m_hat / (v_hat.sqrt() + eps)
+    return new, {"step": step, "exp_avg": m, "exp_avg_sq": v}
+'''),
+    Mutant("adamw_step", "weight decay applied after the Adam update", '''
+def adamw_step(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    b1, b2 = betas
+    t = state.get("step", 0) + 1
+    m = b1 * state.get("exp_avg", torch.zeros_like(param)) + (1 - b1) * grad
+    v = b2 * state.get("exp_avg_sq", torch.zeros_like(param)) + (1 - b2) * grad * grad
+    m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+    new = param - lr * m_hat / (v_hat.sqrt() + eps)
+    new = new - lr * weight_decay * new
+    return new, {"step": t, "exp_avg": m, "exp_avg_sq": v}
+'''),
+    Mutant("adamw_step", "no weight decay", '''
+def adamw_step(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    b1, b2 = betas
+    t = state.get("step", 0) + 1
+    m = b1 * state.get("exp_avg", torch.zeros_like(param)) + (1 - b1) * grad
+    v = b2 * state.get("exp_avg_sq", torch.zeros_like(param)) + (1 - b2) * grad * grad
+    m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+    return param - lr * m_hat / (v_hat.sqrt() + eps), {"step": t, "exp_avg": m, "exp_avg_sq": v}
+'''),
     # -- warmup_cosine_lr --
-    Mutant("warmup_cosine_lr", "warmup off by one (step / warmup_steps)", '''
+    Mutant("warmup_cosine_lr", "warmup as step / warmup_steps (Hugging Face's convention, not this notebook's)", '''
 def warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, total_steps):
     if step < warmup_steps:
         return max_lr * step / warmup_steps
@@ -145,7 +260,7 @@ def warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, total_steps):
     progress = (step - warmup_steps) / decay_steps
     return min_lr + (max_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 '''),
-    Mutant("warmup_cosine_lr", "warmup divided by warmup_steps + 1", '''
+    Mutant("warmup_cosine_lr", "warmup as (step + 1)/(warmup_steps + 1) (nanoGPT's convention, not this notebook's)", '''
 def warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, total_steps):
     if step < warmup_steps:
         return max_lr * (step + 1) / (warmup_steps + 1)
@@ -153,6 +268,42 @@ def warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, total_steps):
         return min_lr
     ratio = (step - warmup_steps) / (total_steps - warmup_steps)
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)
+'''),
+    Mutant("warmup_cosine_lr", "warmup from min_lr (a different convention, not this notebook's)", '''
+def warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return min_lr + (max_lr - min_lr) * (step + 1) / warmup_steps
+    if step > total_steps:
+        return min_lr
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * progress))
+'''),
+    Mutant("warmup_cosine_lr", "cosine without π (cos(progress))", '''
+def warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step > total_steps:
+        return min_lr
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(progress))
+'''),
+    Mutant("warmup_cosine_lr", "decay spread over total_steps (progress = (step − warmup_steps)/total_steps)", '''
+def warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step > total_steps:
+        return min_lr
+    progress = (step - warmup_steps) / total_steps
+    return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * progress))
+'''),
+    Mutant("warmup_cosine_lr", "linear decay instead of cosine", '''
+def warmup_cosine_lr(step, max_lr, min_lr, warmup_steps, total_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step > total_steps:
+        return min_lr
+    remaining = 1 - (step - warmup_steps) / (total_steps - warmup_steps)
+    return min_lr + (max_lr - min_lr) * remaining
 '''),
     # -- clip_grad_norm --
     Mutant("clip_grad_norm", "each tensor clipped by its own norm", '''
@@ -188,6 +339,38 @@ def clip_grad_norm(grads, max_norm):
     if total > max_norm:
         return [g * (max_norm / total) for g in grads], total
     return [g.clone() for g in grads], total
+'''),
+    Mutant("clip_grad_norm", "squared the sum instead of summing the squares ((Σ g)²)", '''
+def clip_grad_norm(grads, max_norm):
+    total = torch.sqrt(sum(g.sum() ** 2 for g in grads))
+    scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    return [g * scale for g in grads], total
+'''),
+    Mutant("clip_grad_norm", "rescaled to length min(total, max_norm) (shrinks small gradients)", '''
+def clip_grad_norm(grads, max_norm):
+    total = torch.stack([(g * g).sum() for g in grads]).sum().sqrt()
+    target = torch.clamp(total, max=max_norm)                   # the length the gradients should have
+    return [g * target / (total + 1e-6) for g in grads], total
+'''),
+    Mutant("clip_grad_norm", "clipped gradients returned as a tuple, not a list", '''
+def clip_grad_norm(grads, max_norm):
+    total = torch.stack([(g * g).sum() for g in grads]).sum().sqrt()
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    return tuple(g * scale for g in grads), total
+'''),
+    Mutant("clip_grad_norm", "input modified in place", '''
+def clip_grad_norm(grads, max_norm):
+    total = torch.stack([(g * g).sum() for g in grads]).sum().sqrt()
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale)                                            # as torch.nn.utils.clip_grad_norm_ does it
+    return grads, total
+'''),
+    Mutant("clip_grad_norm", "squared norm (no square root)", '''
+def clip_grad_norm(grads, max_norm):
+    total = sum((g ** 2).sum() for g in grads)
+    scale = min(1.0, max_norm / (float(total) + 1e-6))
+    return [g * scale for g in grads], total
 '''),
 ]
 
@@ -267,6 +450,12 @@ def clip_grad_norm(grads, max_norm):
     total = torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads]))
     coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     return [g * coef for g in grads], total
+'''),
+    Variant("clip_grad_norm", "list(map(...)) with torch.minimum against a tensor one", '''
+def clip_grad_norm(grads, max_norm):
+    total = torch.sqrt(sum(torch.sum(g ** 2) for g in grads))
+    scale = torch.minimum(torch.ones_like(total), max_norm / (total + 1e-6))
+    return list(map(lambda g: g * scale, grads)), total
 '''),
     Variant("clip_grad_norm", "Python float norm and an explicit branch", '''
 def clip_grad_norm(grads, max_norm):

@@ -50,6 +50,26 @@ def discounted_returns(rewards, dones, gamma):
         returns[..., t] = running
     return returns
 '''),
+    Mutant("discounted_returns", "γ ignored (undiscounted reward-to-go)", '''
+def discounted_returns(rewards, dones, gamma):
+    returns = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        running = rewards[t] + running * (1 - dones[t])
+        returns[t] = running
+    return returns
+'''),
+    Mutant("discounted_returns", "a Python `if dones[t]` (one environment only)", '''
+def discounted_returns(rewards, dones, gamma):
+    returns = torch.zeros_like(rewards)
+    running = 0.0
+    for t in reversed(range(len(rewards))):
+        if dones[t]:                                  # the episode ended after step t
+            running = 0.0
+        running = rewards[t] + gamma * running
+        returns[t] = running
+    return returns
+'''),
     Mutant("compute_gae", "no done mask", '''
 def compute_gae(rewards, values, dones, next_value, next_done, gamma=0.99, lam=0.95):
     T = rewards.shape[0]
@@ -127,6 +147,79 @@ def compute_gae(rewards, values, dones, next_value, next_done, gamma=0.99, lam=0
         advantages[t] = lastgaelam
     return advantages, advantages + values
 '''),
+    Mutant("compute_gae", "done mask missing on the running advantage (γλ·A_{t+1})", '''
+def compute_gae(rewards, values, dones, next_value, next_done, gamma=0.99, lam=0.95):
+    T = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros_like(rewards[0])
+    for t in reversed(range(T)):
+        if t == T - 1:
+            nextnonterminal, nextvalues = 1.0 - next_done, next_value
+        else:
+            nextnonterminal, nextvalues = 1.0 - dones[t + 1], values[t + 1]
+        delta = rewards[t] + gamma * nextvalues * nextnonterminal - values[t]
+        lastgaelam = delta + gamma * lam * lastgaelam
+        advantages[t] = lastgaelam
+    return advantages, advantages + values
+'''),
+    Mutant("compute_gae", "done mask missing on the bootstrap value (γ·V_{t+1})", '''
+def compute_gae(rewards, values, dones, next_value, next_done, gamma=0.99, lam=0.95):
+    T = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros_like(rewards[0])
+    for t in reversed(range(T)):
+        if t == T - 1:
+            nextnonterminal, nextvalues = 1.0 - next_done, next_value
+        else:
+            nextnonterminal, nextvalues = 1.0 - dones[t + 1], values[t + 1]
+        delta = rewards[t] + gamma * nextvalues - values[t]
+        lastgaelam = delta + gamma * lam * nextnonterminal * lastgaelam
+        advantages[t] = lastgaelam
+    return advantages, advantages + values
+'''),
+    Mutant("compute_gae", "λ ignored (λ = 1)", '''
+def compute_gae(rewards, values, dones, next_value, next_done, gamma=0.99, lam=0.95):
+    T = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros_like(rewards[0])
+    for t in reversed(range(T)):
+        if t == T - 1:
+            nextnonterminal, nextvalues = 1.0 - next_done, next_value
+        else:
+            nextnonterminal, nextvalues = 1.0 - dones[t + 1], values[t + 1]
+        delta = rewards[t] + gamma * nextvalues * nextnonterminal - values[t]
+        lastgaelam = delta + gamma * nextnonterminal * lastgaelam
+        advantages[t] = lastgaelam
+    return advantages, advantages + values
+'''),
+    Mutant("compute_gae", "next_done ignored", '''
+def compute_gae(rewards, values, dones, next_value, next_done, gamma=0.99, lam=0.95):
+    T = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros_like(rewards[0])
+    for t in reversed(range(T)):
+        if t == T - 1:
+            nextnonterminal, nextvalues = 1.0, next_value       # the rollout just stops here
+        else:
+            nextnonterminal, nextvalues = 1.0 - dones[t + 1], values[t + 1]
+        delta = rewards[t] + gamma * nextvalues * nextnonterminal - values[t]
+        lastgaelam = delta + gamma * lam * nextnonterminal * lastgaelam
+        advantages[t] = lastgaelam
+    return advantages, advantages + values
+'''),
+    Mutant("compute_gae", "accumulated forward in time", '''
+def compute_gae(rewards, values, dones, next_value, next_done, gamma=0.99, lam=0.95):
+    T = rewards.shape[0]
+    next_values = torch.cat([values[1:], next_value.unsqueeze(0)])
+    nonterminal = 1 - torch.cat([dones[1:], next_done.unsqueeze(0)])
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in range(T):
+        delta = rewards[t] + gamma * next_values[t] * nonterminal[t] - values[t]
+        running = delta + gamma * lam * nonterminal[t] * running
+        advantages[t] = running
+    return advantages, advantages + values
+'''),
     Mutant("ppo_clip_loss", "max instead of min", '''
 def ppo_clip_loss(logp_new, logp_old, advantages, clip_eps=0.2):
     ratio = torch.exp(logp_new - logp_old)
@@ -160,6 +253,45 @@ def ppo_clip_loss(logp_new, logp_old, advantages, clip_eps=0.2):
     surr2 = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * advantages
     return -torch.min(surr1, surr2).mean()
 '''),
+    Mutant("ppo_clip_loss", "advantages normalised (or centred) inside the loss", '''
+def ppo_clip_loss(logp_new, logp_old, advantages, clip_eps=0.2):
+    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)   # norm_adv, as in CleanRL
+    ratio = torch.exp(logp_new - logp_old)
+    pg_loss1 = -advantages * ratio
+    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps)
+    return torch.max(pg_loss1, pg_loss2).mean()
+'''),
+    Mutant("ppo_clip_loss", "advantages normalised (or centred) inside the loss", '''
+def ppo_clip_loss(logp_new, logp_old, advantages, clip_eps=0.2):
+    A = advantages - advantages.mean()                   # a baseline, to reduce variance
+    ratio = (logp_new - logp_old).exp()
+    return -torch.min(ratio * A, ratio.clamp(1 - clip_eps, 1 + clip_eps) * A).mean()
+'''),
+    Mutant("ppo_clip_loss", "ratio as exp(logp_new) / exp(logp_old) (0/0 for very negative log-probabilities)", '''
+def ppo_clip_loss(logp_new, logp_old, advantages, clip_eps=0.2):
+    ratio = torch.exp(logp_new) / torch.exp(logp_old)    # pi_new / pi_old
+    surr1 = ratio * advantages
+    surr2 = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * advantages
+    return -torch.min(surr1, surr2).mean()
+'''),
+    Mutant("ppo_clip_loss", "min of the ratios, then times A (a max where A < 0)", '''
+def ppo_clip_loss(logp_new, logp_old, advantages, clip_eps=0.2):
+    ratio = torch.exp(logp_new - logp_old)
+    clipped_ratio = torch.min(ratio, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps))
+    return -(clipped_ratio * advantages).mean()
+'''),
+    Mutant("ppo_clip_loss", "only the clipped term (no min)", '''
+def ppo_clip_loss(logp_new, logp_old, advantages, clip_eps=0.2):
+    ratio = torch.exp(logp_new - logp_old)
+    return -(torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * advantages).mean()
+'''),
+    Mutant("ppo_clip_loss", "sum instead of mean", '''
+def ppo_clip_loss(logp_new, logp_old, advantages, clip_eps=0.2):
+    ratio = torch.exp(logp_new - logp_old)
+    surr1 = ratio * advantages
+    surr2 = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * advantages
+    return -torch.min(surr1, surr2).sum()
+'''),
     Mutant("approx_kl", "k1 estimator mean(log r)", '''
 def approx_kl(logp_new, logp_old):
     return (logp_new - logp_old).mean()
@@ -184,6 +316,26 @@ def approx_kl(logp_new, logp_old):
 def approx_kl(logp_new, logp_old):
     logratio = logp_new - logp_old
     return (logratio.exp() - 1 - logratio).sum()
+'''),
+    Mutant("approx_kl", "ratio as exp(logp_new) / exp(logp_old) (0/0 for very negative log-probabilities)", '''
+def approx_kl(logp_new, logp_old):
+    ratio = logp_new.exp() / logp_old.exp()
+    return ((ratio - 1) - ratio.log()).mean()
+'''),
+    Mutant("approx_kl", "mean taken before the nonlinearity ((e^m − 1) − m with m = mean log r)", '''
+def approx_kl(logp_new, logp_old):
+    log_ratio = (logp_new - logp_old).mean()
+    return (log_ratio.exp() - 1) - log_ratio
+'''),
+    Mutant("approx_kl", "k2 estimator mean((log r)² / 2)", '''
+def approx_kl(logp_new, logp_old):
+    logratio = logp_new - logp_old
+    return (0.5 * logratio ** 2).mean()
+'''),
+    Mutant("approx_kl", "log r added instead of subtracted", '''
+def approx_kl(logp_new, logp_old):
+    log_r = logp_new - logp_old
+    return (log_r.exp() - 1 + log_r).mean()
 '''),
 ]
 
