@@ -13,7 +13,7 @@ import math
 import torch
 
 from mfml_grader.compare import difference
-from mfml_grader.exercise import CheckFailed, Exercise, Mistake, clone, randn
+from mfml_grader.exercise import CheckFailed, Exercise, Mistake, randn
 
 
 def _dones(T, N, steps):
@@ -33,25 +33,6 @@ def _same(got, want, statement, named=lambda: None):
     problem = difference(got, want, torch.float64)
     if problem:
         raise CheckFailed(f"{statement}: {problem}", named())
-
-
-def _sole_match(exercise, got, args, kwargs):
-    """The mistake that alone matches `got` on these float64 inputs, None if none or several do.
-
-    Property inputs make some mistakes coincide (with λ = 0 the running advantage is never used), so a
-    property check names a mistake only when its inputs single it out.
-    """
-    found = {}
-    for mistake in exercise.mistakes:
-        if mistake.compute is None:
-            continue
-        try:
-            wrong = mistake.compute(*clone(args), **clone(kwargs))
-        except Exception:  # noqa: BLE001 - a mistake that cannot run on these inputs does not match
-            continue
-        if difference(got, wrong, torch.float64) is None:
-            found.setdefault(mistake.name, mistake)
-    return next(iter(found.values())) if len(found) == 1 else None
 
 
 # -- discounted returns ----------------------------------------------------------------------
@@ -143,7 +124,7 @@ class TestDiscountedReturns(Exercise):
         powers = gamma ** (torch.arange(8, dtype=torch.float64)[None, :] - torch.arange(8, dtype=torch.float64)[:, None])
         weights = powers.triu()                                            # (T, T): γ^(s−t) for s >= t
         _same(got, weights @ rewards, "discounted_returns(rewards (8, 3), no dones, γ=0.9) should be Σ_k γ^k r_{t+k}",
-              lambda: _sole_match(self, got, args, {}))
+              lambda: self.diagnose(got, args, {}, torch.float64, sole=True))
 
     def test_episodes_are_independent(self, student):
         """property: rewards after an episode end do not change the returns before it"""
@@ -156,7 +137,7 @@ class TestDiscountedReturns(Exercise):
         if not isinstance(before, torch.Tensor) or not isinstance(after, torch.Tensor) or before.shape != (10, 2) or after.shape != (10, 2):
             raise CheckFailed("discounted_returns(rewards (10, 2), dones (10, 2), 0.95) should return a tensor of shape (10, 2)")
         _same(after[:5], before[:5], "dones[4] = 1 ends both episodes after step 4, so adding 100 to rewards[5:] must not change returns[:5]",
-              lambda: _sole_match(self, before, (rewards, dones, 0.95), {}))
+              lambda: self.diagnose(before, (rewards, dones, 0.95), {}, torch.float64, sole=True))
 
 
 # -- generalized advantage estimation ----------------------------------------------------------
@@ -292,7 +273,7 @@ class TestComputeGae(Exercise):
         if not isinstance(got, (tuple, list)) or len(got) != 2:
             raise CheckFailed("compute_gae should return a tuple (advantages, returns)")
         _same(got[1], want, f"with λ = 1 and no dones, returns[t] should be the discounted sum of rewards bootstrapped with γ^(T−t)·next_value (T={T}, N={N}, γ={gamma})",
-              lambda: _sole_match(self, got, args, kwargs))
+              lambda: self.diagnose(got, args, kwargs, torch.float64, sole=True))
 
     def test_lambda_zero_gives_td_errors(self, student):
         """property: λ = 0: advantages are the one-step TD errors δ_t"""
@@ -303,7 +284,7 @@ class TestComputeGae(Exercise):
         if not isinstance(got, (tuple, list)) or len(got) != 2:
             raise CheckFailed("compute_gae should return a tuple (advantages, returns)")
         _same(got[0], _td_errors(*args, 0.9), "with λ = 0, advantages[t] should be δ_t = r_t + γ V_{t+1} (1 − dones[t+1]) − V_t",
-              lambda: _sole_match(self, got, args, {"gamma": 0.9, "lam": 0.0}))
+              lambda: self.diagnose(got, args, {"gamma": 0.9, "lam": 0.0}, torch.float64, sole=True))
 
     def test_no_value_leaks_across_a_reset(self, student):
         """property: rewards and values of a later episode do not change earlier advantages"""
@@ -319,7 +300,7 @@ class TestComputeGae(Exercise):
             if not isinstance(got, (tuple, list)) or len(got) != 2 or not isinstance(got[0], torch.Tensor) or got[0].shape != (9, 2):
                 raise CheckFailed("compute_gae should return a tuple (advantages, returns) of (T, N) tensors")
         _same(after[0][:5], before[0][:5], "dones[5] = 1 (obs 5 starts a new episode), so changing rewards, values and next_value from step 5 on must not change advantages[:5]",
-              lambda: _sole_match(self, before, (rewards, values, dones, next_value, next_done), {"gamma": 0.9, "lam": 0.8}))
+              lambda: self.diagnose(before, (rewards, values, dones, next_value, next_done), {"gamma": 0.9, "lam": 0.8}, torch.float64, sole=True))
 
     def test_terminal_last_step_ignores_next_value(self, student):
         """property: when next_done = 1 the rollout's last step does not bootstrap, so next_value does not matter"""
@@ -329,7 +310,7 @@ class TestComputeGae(Exercise):
         far = randn(4, seed=31, dtype=torch.float64, scale=100.0)
         second = self.call(student, *args, far, next_done, gamma=0.9, lam=0.8)
         _same(second, first, "with next_done = 1 in every env, changing next_value must not change (advantages, returns)",
-              lambda: _sole_match(self, second, (*args, far, next_done), {"gamma": 0.9, "lam": 0.8}))
+              lambda: self.diagnose(second, (*args, far, next_done), {"gamma": 0.9, "lam": 0.8}, torch.float64, sole=True))
 
 
 # -- PPO clipped objective ---------------------------------------------------------------------
@@ -425,7 +406,7 @@ class TestPpoClipLoss(Exercise):
         if problem:
             value = got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
             centred = isinstance(value, (int, float)) and abs(value) < 1e-6                  # mean of centred advantages
-            mistake = _sole_match(self, got, (logp, logp, advantages), {}) or (ADVANTAGES_NORMALISED if centred else None)
+            mistake = self.diagnose(got, (logp, logp, advantages), {}, torch.float64, sole=True) or (ADVANTAGES_NORMALISED if centred else None)
             raise CheckFailed(f"ppo_clip_loss(logp, logp, A) for (10, 3) float64 (ratio 1 everywhere) should be −mean(A) = "
                               f"{-advantages.mean().item():.6g}: {problem}", mistake)
 
@@ -482,7 +463,7 @@ class TestPpoClipLoss(Exercise):
             if problem:                                 # one sample fits several mistakes: name the one the four cases together fit
                 both = self.call(student, *together)
                 wrong = difference(both, self.reference(*together), torch.float64) is not None
-                named = _sole_match(self, both, together, {}) if wrong else None
+                named = self.diagnose(both, together, {}, torch.float64, sole=True) if wrong else None
                 raise CheckFailed(f"one sample with r = {ratio}, A = {advantage:+g}, ε = 0.2 ({meaning} = {want:g}): {problem}", named)
 
 
@@ -550,7 +531,7 @@ class TestApproxKl(Exercise):
         logp = randn(12, 3, seed=66, dtype=torch.float64, shift=-1.0)
         got = self.call(student, logp, logp.clone())
         _same(got, torch.tensor(0.0, dtype=torch.float64), "approx_kl(logp, logp) should be 0 (the policy did not change)",
-              lambda: _sole_match(self, got, (logp, logp), {}))
+              lambda: self.diagnose(got, (logp, logp), {}, torch.float64, sole=True))
 
     def test_never_negative(self, student):
         """property: every sample's estimate (r − 1) − log r is ≥ 0, whichever way the policy moved"""

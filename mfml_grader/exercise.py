@@ -143,6 +143,7 @@ class Exercise:
     substitutes = ()       # helpers replaced by the course's solution during checks (grade each cell on its own)
     mistakes = ()          # Mistake(...) entries, tried in order to name what went wrong
     tolerance = None       # {dtype: relative tolerance} overriding mfml_grader.compare.TOLERANCE
+    sole_diagnosis = False  # name a mistake only when no other mistake explains the result as well
     substitute_sources = {}  # filled by the runner: helper name -> solution source
 
     @staticmethod
@@ -212,18 +213,26 @@ class Exercise:
         parts += [f"{key}={_short(value)}" for key, value in kwargs.items()]
         return f"{self.function}({', '.join(parts)})"
 
-    def diagnose(self, got, args, kwargs, dtype):
-        """The first of `mistakes` whose result on these inputs equals `got` (None if none does)."""
+    def diagnose(self, got, args, kwargs, dtype, sole=None):
+        """The first of `mistakes` whose result on these inputs equals `got` (None if none does).
+
+        With `sole` (default: the class's `sole_diagnosis`), a mistake is named only when it is the
+        one name that matches: special inputs can make several mistakes coincide, and there the name
+        would be a guess (the other checks give it).
+        """
+        found = {}
         for mistake in self.mistakes:
-            if mistake.compute is None:
+            if mistake.compute is None or mistake.name in found:
                 continue
             try:
                 wrong = mistake.compute(*_to64(clone(args)), **_to64(clone(kwargs)))
             except Exception:  # noqa: BLE001 - a mistake that cannot run on these inputs does not match
                 continue
             if difference(got, wrong, dtype, tolerance=self.tolerance) is None:
-                return mistake
-        return None
+                found[mistake.name] = mistake
+                if not (self.sole_diagnosis if sole is None else sole):
+                    break
+        return next(iter(found.values())) if len(found) == 1 else None
 
     def diagnose_error(self, error, args, kwargs):
         """The first of `mistakes` that raises the same error as the student's call (None if none does)."""
