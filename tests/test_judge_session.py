@@ -93,3 +93,21 @@ def test_an_answer_that_trickles_in_is_refused_at_its_deadline():
         theirs.sendall(protocol.HEADER.pack(10, 0)[:5])
         with pytest.raises(protocol.ProtocolError, match="trickled"):
             protocol.receive(ours, deadline=time.monotonic() + 0.2)
+
+
+def test_a_visible_test_sees_what_the_call_did_to_its_arguments(session):
+    """As in a kernel: an input changed in place and a generator advanced show in the test cell's own objects."""
+    from mfml_grader.judge.notebook_run import JudgeContext, run_test_cell
+    from mfml_grader.submission_code import SubmissionCode
+
+    run(session, "import torch\ndef scale(x, state, g):\n    x.mul_(2)\n    state['n'] = state.get('n', 0) + 1\n"
+                 "    torch.rand(3, generator=g)\n    return x.sum()")
+    context = JudgeContext(RemoteStudent(session), SubmissionCode({}))
+    outputs = run_test_cell(
+        "x, state, g = torch.ones(3), {}, torch.Generator().manual_seed(0)\n"
+        "fresh = torch.Generator().manual_seed(0)\n"
+        "total = scale(x, state, g)\n"
+        "torch.rand(3, generator=fresh)\n"
+        "assert x.tolist() == [2.0, 2.0, 2.0] and state == {'n': 1} and total == 6.0\n"
+        "assert torch.equal(torch.rand(2, generator=g), torch.rand(2, generator=fresh))", context)
+    assert outputs == [], outputs

@@ -130,12 +130,47 @@ class _Proxy:
 
     def __call__(self, *args, **kwargs):
         try:
-            return self._student.call(self._name, args, kwargs)
+            returned = self._student.invoke(self._name, args, kwargs)
         except StudentError as error:
             raise RuntimeError(str(error)) from None
+        for before, after in zip((*args, *kwargs.values()), (*returned.args, *(returned.kwargs.get(k) for k in kwargs))):
+            _write_back(before, after)
+        return returned.value
 
     def __repr__(self):
         return f"<student function {self._name}>"
+
+
+def _write_back(before, after):
+    """Leave the test cell's own argument as the student's code left its copy, as a kernel would.
+
+    So a visible test sees an input changed in place, or a generator advanced. Only what already
+    has the same structure is changed (same shape and dtype for tensors, a valid state for generators).
+    """
+    if isinstance(before, torch.Generator):
+        if isinstance(after, torch.Tensor) and after.dtype == torch.uint8 and after.shape == before.get_state().shape:
+            with contextlib.suppress(RuntimeError):
+                before.set_state(after)
+    elif isinstance(before, torch.Tensor):
+        if isinstance(after, torch.Tensor) and after.shape == before.shape and after.dtype == before.dtype:
+            with torch.no_grad(), contextlib.suppress(RuntimeError):   # e.g. an expanded view cannot be written
+                before.copy_(after)
+    elif isinstance(before, (list, tuple)) and isinstance(after, (list, tuple)):
+        for i, (b, a) in enumerate(zip(before, after)):
+            _write_back(b, a)
+            if isinstance(before, list) and not isinstance(b, (torch.Tensor, torch.Generator, list, tuple, dict)):
+                before[i] = a
+        if isinstance(before, list) and len(after) != len(before):
+            before[len(after):] = [] if len(after) < len(before) else list(after[len(before):])
+    elif isinstance(before, dict) and isinstance(after, dict) and all(isinstance(k, str) for k in before):
+        for key in [k for k in before if k not in after]:
+            del before[key]
+        for key, a in after.items():
+            b = before.get(key)
+            if key in before and isinstance(b, (torch.Tensor, torch.Generator, list, tuple, dict)):
+                _write_back(b, a)
+            else:
+                before[key] = a
 
 
 class _Unavailable:
