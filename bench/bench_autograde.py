@@ -62,10 +62,12 @@ def build(root, assignments, per_assignment):
 
 
 def scores(root):
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
+
+    from mfml_grader.gradebook import open_gradebook
 
     found = {}
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+    with open_gradebook(root) as gradebook:
         for assignment in gradebook.assignments:
             for student in gradebook.students:
                 try:

@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 
 from . import course, submissions
+from .gradebook import open_gradebook
 
 DEMO_STUDENTS = ("perfect", "typical_mistakes", "untouched")
 
@@ -46,10 +47,10 @@ def write_demo_submissions(root):
 
 def score_table(root):
     """Rows of (assignment, student, {test cell: (score, max)}, total, max) from the gradebook."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
     rows = []
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+    with open_gradebook(root) as gradebook:
         for assignment in gradebook.assignments:
             for student in sorted(s.id for s in gradebook.students):
                 try:

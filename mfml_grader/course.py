@@ -7,6 +7,8 @@ from pathlib import Path
 
 import nbformat
 
+from .gradebook import open_gradebook
+
 ROOT_MARKERS = ("nbgrader_config.py", "grader_tests")
 
 
@@ -82,9 +84,9 @@ def test_cell_outputs(root, assignment, student):
 
 def test_cell_scores(root, assignment, student):
     """{function: (score, max score)} of a graded submission, from the gradebook ({} if none)."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
-    with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gradebook:
+    with open_gradebook(root) as gradebook:
         try:
             notebook = gradebook.find_submission_notebook(assignment, assignment, student)
         except MissingEntry:

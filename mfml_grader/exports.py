@@ -14,16 +14,17 @@ import json
 from pathlib import Path
 
 from . import course
+from .gradebook import open_gradebook
 
 CANVAS_ID_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 
 
 def gradescope(root, out_dir):
     """Write results.json for every graded submission; return how many."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
     written = 0
-    with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gradebook:
+    with open_gradebook(root) as gradebook:
         for assignment in gradebook.assignments:
             for student in gradebook.students:
                 try:
@@ -45,9 +46,9 @@ def gradescope(root, out_dir):
 
 def canvas(root, path):
     """Write a Canvas gradebook CSV (one row per student, one column per assignment)."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
-    with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gradebook:
+    with open_gradebook(root) as gradebook:
         assignments = sorted(gradebook.assignments, key=lambda a: a.name)
         rows = [[*CANVAS_ID_COLUMNS, *(a.name for a in assignments)],
                 ["Points Possible", "", "", "", "", *(f"{a.max_score:g}" for a in assignments)]]

@@ -1,9 +1,13 @@
-"""sqlite settings for nbgrader's gradebook when several graders write to it at once.
+"""The one door to nbgrader's gradebook, and sqlite settings for several graders writing at once.
 
-WAL lets readers and a writer work at the same time, and with synchronous=NORMAL a commit no
-longer waits for the disk (a power cut can lose the last grades written, which a regrade restores).
-Installed from nbgrader_config.py, so every nbgrader command uses it.
+`open_gradebook(root)` opens the database `CourseDirectory.db_url` names in the course's
+nbgrader_config.py. WAL lets readers and a writer work at the same time, and with
+synchronous=NORMAL a commit no longer waits for the disk (a power cut can lose the last grades
+written, which a regrade restores); installed from nbgrader_config.py, so every command uses it.
 """
+
+import functools
+from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -20,3 +24,25 @@ def _pragmas(dbapi_connection, _record):
 def tune_sqlite():
     if not event.contains(Engine, "connect", _pragmas):
         event.listen(Engine, "connect", _pragmas)
+
+
+@functools.lru_cache(maxsize=None)
+def db_url(root):
+    """The gradebook's URL as nbgrader's commands see it: `CourseDirectory.db_url` of the course's nbgrader_config.py.
+
+    The one place a gradebook URL comes from, so a server database configured there is used by
+    every tool (grading, tables, reports, exports), not only by nbgrader's own commands.
+    """
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    root = Path(root).resolve()
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config() if (root / "nbgrader_config.py").exists() else None
+    return CourseDirectory(config=config, root=str(root)).db_url
+
+
+def open_gradebook(root):
+    """nbgrader's Gradebook of the course at `root` (a context manager)."""
+    from nbgrader.api import Gradebook
+
+    return Gradebook(db_url(root))

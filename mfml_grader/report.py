@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import course
+from .gradebook import open_gradebook
 
 PASS_FRACTION = 0.5
 
@@ -27,10 +28,10 @@ class Cell:
 
 def collect(root):
     """{assignment: {student: {exercise: Cell}}} from the gradebook and the autograded notebooks."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
     data = defaultdict(dict)
-    with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gradebook:
+    with open_gradebook(root) as gradebook:
         for assignment in gradebook.assignments:
             for student in gradebook.students:
                 try:

@@ -259,3 +259,22 @@ def test_catalog_batches_keep_dependent_functions_apart():
     rounds = batches(entries, apart={"softmax": {"attention"}, "attention": {"softmax"}})
     assert all(not {"softmax", "attention"} <= set(batch) for batch in rounds)
     assert len(rounds) == 4 and sum(map(len, rounds)) == 5     # two of each apart: four notebooks at least
+
+
+def test_every_tool_opens_the_gradebook_nbgrader_is_configured_with(tmp_path, monkeypatch):
+    """The one gradebook door reads CourseDirectory.db_url from the course's nbgrader_config.py."""
+    from mfml_grader import course
+    from mfml_grader.gradebook import db_url, open_gradebook
+    from mfml_grader.judge.batch import nbgrader_env
+
+    monkeypatch.setenv("PATH", nbgrader_env()["PATH"])       # a new gradebook runs nbgrader's alembic
+
+    elsewhere = tmp_path / "server" / "grades.db"
+    elsewhere.parent.mkdir()
+    (tmp_path / "nbgrader_config.py").write_text(f"c = get_config()\nc.CourseDirectory.db_url = 'sqlite:///{elsewhere}'\n")
+    assert db_url(tmp_path) == f"sqlite:///{elsewhere}"
+    with open_gradebook(tmp_path) as gradebook:
+        gradebook.add_assignment("ps0")
+        gradebook.add_student("ada")
+    assert elsewhere.exists() and not (tmp_path / "gradebook.db").exists()
+    assert course.test_cell_scores(tmp_path, "ps0", "ada") == {}

@@ -83,10 +83,10 @@ def test_collected_submissions_are_graded(lifecycle):
 
 
 def test_late_policy_takes_ten_percent_per_started_day_by_the_exchanges_clock(lifecycle):
-    from nbgrader.api import Gradebook
+    from mfml_grader.gradebook import open_gradebook
 
     _, instructor = lifecycle
-    with Gradebook(f"sqlite:///{instructor.root / 'gradebook.db'}") as gradebook:
+    with open_gradebook(instructor.root) as gradebook:
         alice, bob = (gradebook.find_submission(A, s) for s in ("alice", "bob"))
         assert alice.late_submission_penalty == 0 and alice.score == alice.max_score
         assert 0 < bob.total_seconds_late < 600, "the exchange's time, not the forged one"

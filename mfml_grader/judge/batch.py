@@ -4,7 +4,7 @@ nbgrader grades one notebook after another, so this starts N grading processes, 
 nbgrader's own API (`NbGraderAPI.autograde`, the call formgrader makes) configured by the course's
 nbgrader_config.py and its own warm sandbox, and hands them (assignment, student) pairs from one
 queue: a process that finishes early takes the next pair, so no core idles while work is left.
-One progress bar. Gradebook writes stay safe: sqlite waits for its lock (db_url `?timeout=`).
+One progress bar. Gradebook writes stay safe: sqlite waits for its lock (the configured db_url's `?timeout=`).
 Nothing is lost: a submission whose grading failed is retried alone with plain `nbgrader
 autograde`, and if it fails again it gets zero points with the reason written where the student
 will read it.
@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 
 from .. import course
+from ..gradebook import open_gradebook
 from .executor import SandboxedExecute
 
 PROGRESS_ENV = "MFML_PROGRESS_FILE"
@@ -194,10 +195,10 @@ class ProgressBar:
 
 def _ungraded(root, pairs):
     """The (assignment, student) pairs without an autograded notebook or with a grade left unscored."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
     missing = []
-    with Gradebook(_db_url(root)) as gradebook:
+    with open_gradebook(root) as gradebook:
         for assignment, student in pairs:
             try:
                 notebook = gradebook.find_submission_notebook(assignment, assignment, student)
@@ -207,10 +208,6 @@ def _ungraded(root, pairs):
             if not (graded and (root / "autograded" / student / assignment / f"{assignment}.ipynb").exists()):
                 missing.append((assignment, student))
     return missing
-
-
-def _db_url(root):
-    return f"sqlite:///{root / 'gradebook.db'}?timeout=60"
 
 
 def _failure_reason(root, assignment, student):
@@ -237,9 +234,7 @@ def _failure_reason(root, assignment, student):
 
 def record_failure(root, assignment, student, reason):
     """Zero points with a reason: in the gradebook, and in an autograded notebook feedback can show."""
-    from nbgrader.api import Gradebook
-
-    with Gradebook(_db_url(root)) as gradebook:
+    with open_gradebook(root) as gradebook:
         gradebook.update_or_create_student(student)  # nbgrader may have stopped before it made the student
         submission = gradebook.update_or_create_submission(assignment, student)
         for notebook in submission.notebooks:
