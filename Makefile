@@ -26,7 +26,7 @@ $(STAMP):
 
 ## release: generate release/ (student notebooks) from source/ for every assignment
 release: venv
-	@for a in $(ASSIGNMENTS); do nbgrader generate_assignment $$a --force --log-level=WARN || exit 1; done
+	$(PYTHON) -m mfml_grader release
 
 ## autograde: grade every notebook in submitted/<student>/<assignment>/ (JOBS parallel graders, default: all cores)
 JOBS ?= $(shell nproc)

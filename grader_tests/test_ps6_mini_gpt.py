@@ -314,8 +314,8 @@ def tokens(*shape, seed, vocab=CONFIG["vocab_size"]):
 
 
 def sonnets():
-    """The text shipped with the assignment (the instructor's copy), its vocabulary size and its tokens."""
-    text = (course.course_root() / "source" / ASSIGNMENT / "data" / "sonnets.txt").read_text()
+    """The text shipped with the assignment (as released, never the student's copy), its vocabulary size and its tokens."""
+    text = course.release_notebook(ASSIGNMENT).with_name("data").joinpath("sonnets.txt").read_text()
     chars = sorted(set(text))
     stoi = {ch: i for i, ch in enumerate(chars)}
     return text, len(chars), torch.tensor([stoi[ch] for ch in text], dtype=torch.long)

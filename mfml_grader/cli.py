@@ -1,5 +1,6 @@
 """Course commands that nbgrader does not have: demo submissions and a per-exercise score table.
 
+    python -m mfml_grader release [A ...]    # nbgrader generate_assignment, keeping release/ when it refuses
     python -m mfml_grader demo-submissions   # submitted/<student>/<assignment>/ for the demo students
     python -m mfml_grader autograde --jobs N # grade all of submitted/ on N cores, with a progress bar
     python -m mfml_grader table              # per-student, per-exercise scores from the gradebook
@@ -87,13 +88,17 @@ def print_table(root, out=sys.stdout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mfml_grader", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["demo-submissions", "autograde", "table", "validate", "check", "report", "export-lms"])
+    parser.add_argument("command", choices=["release", "demo-submissions", "autograde", "table", "validate", "check", "report", "export-lms"])
     parser.add_argument("assignments", nargs="*", help="assignments to grade or validate (default: all); for check: one assignment, then functions")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders (default: all cores)")
     parser.add_argument("--course", type=Path, default=None, help="course directory (default: found from the current folder)")
     args = parser.parse_intermixed_args(argv)
     root = (args.course or course.course_root()).resolve()
-    if args.command == "demo-submissions":
+    if args.command == "release":
+        from .release import main as release
+
+        sys.exit(release(root, args.assignments))
+    elif args.command == "demo-submissions":
         write_demo_submissions(root)
     elif args.command == "autograde":
         from .judge.batch import autograde

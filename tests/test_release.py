@@ -71,3 +71,20 @@ def test_every_exercise_has_solution_and_test_cells_that_agree(assignment):
         solution = cells[function].source
         defined = [n.name for n in ast.parse(solution).body if isinstance(n, ast.FunctionDef)]
         assert function in defined, f"solution cell {function} does not define {function}()"
+
+
+def test_a_refused_release_keeps_the_previous_one_and_says_what_to_do(tmp_path):
+    import io
+
+    from mfml_grader.release import release
+
+    fresh = Course.copy_of_repo(tmp_path)
+    A = "ps4_information_theory"
+    assert release(fresh.root, A) == ""
+    before = course.release_notebook(A, fresh.root).read_text()
+    course.source_notebook(A, fresh.root).write_text('{"cells": [')          # a source notebook that does not read
+    said = io.StringIO()
+    assert release(fresh.root, A, out=said)
+    assert course.release_notebook(A, fresh.root).read_text() == before, "the previous release was lost"
+    message = said.getvalue()
+    assert f"release/{A} is unchanged" in message and "What to do:" in message and "not valid JSON" in message, message

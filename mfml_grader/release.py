@@ -1,0 +1,50 @@
+"""`make release`: nbgrader's generate_assignment for every assignment, never losing release/.
+
+nbgrader removes an assignment's release folder before it converts the source, so a refusal (a
+source notebook that does not read, graded cells changed after students were graded) used to
+leave release/ without its notebook. Here the old release is kept aside and put back when
+nbgrader refuses, and the message says why and what to do.
+"""
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import course
+from .judge.batch import nbgrader_env
+
+ADVICE = {
+    "submissions associated with it": "the gradebook already holds graded submissions of this assignment and nbgrader will not change "
+                       "its graded cells: keep the cells as they were, or start from an empty gradebook (`make clean`).",
+    "NotJSONError": "the source notebook is not valid JSON: open it in JupyterLab, or restore it with git.",
+    "duplicate": "two cells have the same grade_id: give each cell its own id in the nbgrader cell toolbar.",
+}
+
+
+def release(root, assignment, out=sys.stderr):
+    """Generate release/<assignment>; on failure put the previous release back and return the reason ('' on success)."""
+    folder = Path(root) / "release" / assignment
+    with tempfile.TemporaryDirectory() as keep:
+        kept = Path(keep) / assignment
+        if folder.exists():
+            shutil.copytree(folder, kept)
+        done = subprocess.run(["nbgrader", "generate_assignment", assignment, "--force", "--log-level=WARN"], cwd=root,
+                              env=nbgrader_env(), capture_output=True, text=True)
+        if done.returncode == 0:
+            return ""
+        if kept.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            shutil.copytree(kept, folder)
+    log = (done.stdout + done.stderr).strip()
+    errors = [line for line in log.splitlines() if "ERROR" in line or "Error" in line] or log.splitlines()[-3:]
+    advice = next((text for key, text in ADVICE.items() if key in log), "see the messages above.")
+    reason = "\n  ".join(errors[-4:])
+    print(f"nbgrader refused to release {assignment}; release/{assignment} is unchanged.\n  {reason}\nWhat to do: {advice}", file=out)
+    return reason or "nbgrader failed"
+
+
+def main(root, assignments=()):
+    failed = [a for a in (assignments or course.assignments(root)) if release(root, a)]
+    return 1 if failed else 0
