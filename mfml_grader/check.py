@@ -29,9 +29,6 @@ from .runner import run_exercise
 from .student import InProcessStudent
 from .submission_code import SubmissionCode, parse
 
-HIDDEN_END = "### END HIDDEN TESTS"
-
-
 @dataclass
 class Outcome:
     label: str
@@ -61,13 +58,8 @@ class Notebook:
                        for c in self.cells if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")}
         self.namespace = {"__name__": "__main__"}
         for cell in self.cells:
-            if not self._is_test(cell):
+            if not course.is_test_cell(cell):
                 self._run(cell.source, self.namespace)
-
-    @staticmethod
-    def _is_test(cell):
-        meta = cell.metadata.get("nbgrader", {})
-        return bool(meta.get("grade")) and not meta.get("solution")
 
     @staticmethod
     def _run(source, namespace, tree=None):
@@ -90,13 +82,13 @@ class Notebook:
                 cell.source = answer if answer is not None else "raise NotImplementedError()"
                 namespace.pop(course.grade_id(cell), None)
                 self._run(cell.source, namespace)
-            elif not self._is_test(cell) and (tree := parse(cell.source)) is not None:
+            elif not course.is_test_cell(cell) and (tree := parse(cell.source)) is not None:
                 self._run("", namespace, _definitions(tree))
         code = SubmissionCode.from_cells(cells)
         reports, visible = {}, {}
-        for cell in filter(self._is_test, cells):
+        for cell in filter(course.is_test_cell, cells):
             function = course.grade_id(cell).removeprefix("test_")
-            failure = self._run(cell.source.split(HIDDEN_END, 1)[-1], dict(namespace))
+            failure = self._run(course.visible_tests(cell), dict(namespace))
             if failure:
                 visible[function] = failure
             if function in functions:

@@ -41,6 +41,17 @@ def grade_id(cell):
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
+def is_test_cell(cell):
+    """An autograder test cell: graded, not a solution (its code is the instructor's)."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def visible_tests(cell):
+    """The part of a test cell students see: what follows its hidden block."""
+    return cell.source.split("### END HIDDEN TESTS", 1)[-1]
+
+
 def cells_by_grade_id(notebook):
     return {grade_id(cell): cell for cell in notebook.cells if grade_id(cell)}
 

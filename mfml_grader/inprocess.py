@@ -10,13 +10,8 @@ import io
 import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
 
-from .course import grade_id
+from .course import grade_id, is_test_cell
 from .student import InProcessStudent
-
-
-def is_test_cell(cell):
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return meta.get("grade") and not meta.get("solution")
 
 
 def load_student(notebook_path):

@@ -32,7 +32,6 @@ print("debug output on stderr", file=sys.stderr)
 KINDS = ("MUTANTS", "VARIANTS", "FORBIDDEN")
 COLUMNS = ("caught", "named", "visible", "variants", "forbidden", "reflective")
 HEADINGS = ("mutants caught", "mistake named", "caught by visible tests", "variants at 100%", "forbidden refused", "reflection refused")
-HIDDEN_END = "### END HIDDEN TESTS"
 
 
 def plan(root, assignment):
@@ -71,7 +70,7 @@ def test_cell_dependencies(notebook):
             if cell.cell_type != "code":
                 continue
             name = course.grade_id(cell) or ""
-            tree = parse(cell.source.split(HIDDEN_END, 1)[-1])
+            tree = parse(course.visible_tests(cell))
             if tree is None:
                 continue
             if name.startswith("test_") and name not in graded:

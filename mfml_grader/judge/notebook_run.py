@@ -21,6 +21,7 @@ import numpy
 import torch
 import torch.nn.functional as F
 
+from ..course import is_test_cell
 from ..notebook import judged
 from ..student import StudentError
 from ..results import Report
@@ -61,11 +62,6 @@ class JudgeContext:
         except SessionEnded as ended:
             snapshot = ended.reason
         self.pending.append(Pending(self.cell, assignment, function, points, snapshot))
-
-
-def is_test_cell(cell):
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("grade")) and not meta.get("solution")
 
 
 def run_notebook(nb, judge, files, log):
