@@ -54,8 +54,9 @@ demo: release
 	$(PYTHON) -m mfml_grader table
 	@echo; echo "Feedback: feedback/<student>/<assignment>/*.html   Grades: exports/   Report: reports/index.html"
 
-## test: the project's own tests (release in sync, grader scores, mistakes named)
+## test: the linter, then the project's own tests (release in sync, grader scores, mistakes named)
 test: venv
+	$(VENV)/bin/ruff check .
 	$(PYTHON) -m pytest
 
 ## validate-grader: grade every catalogued mistake, correct variant and forbidden use; print the table (A=ps1_linear_algebra: one assignment)

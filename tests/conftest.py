@@ -5,8 +5,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from course_fixture import REPO  # noqa: E402
-from mfml_grader import validate  # noqa: E402
+from course_fixture import REPO
+from mfml_grader import validate
 
 validate_table_key = pytest.StashKey[str]()
 CHROMIUM = "/usr/bin/chromium"
