@@ -15,7 +15,7 @@ import warnings
 import torch
 
 from mfml_grader.compare import difference
-from mfml_grader.exercise import IN_PLACE, CheckFailed, Exercise, Mistake, clone, modified, randn
+from mfml_grader.exercise import CheckFailed, Exercise, Mistake, clone, randn
 
 OPTIM_APIS = ("torch.optim", "torch._fused_*")   # torch.optim and the fused kernels behind it
 
@@ -42,15 +42,15 @@ def _torch_run(optimizer, param, grads, state=None, **options):
 
 
 class OptimizerExercise(Exercise):
-    """An optimizer step: checked on single steps and on whole runs that feed back its own state."""
+    """An optimizer step: checked on single steps and on whole runs that feed back its own param and state."""
 
-    in_place = ""          # how to avoid updating an input in place (the typical code that does it)
+    initial_state = None   # the state of a fresh run
 
-    def step_call(self, param, grad, state, hyper):
-        """(args, kwargs) of one call of the student's function."""
+    def step_call(self, carried, grad, hyper):
+        """(args, kwargs) of one call, from the (param, state) the step before returned."""
         raise NotImplementedError
 
-    def split(self, out):
+    def carry(self, out):
         """(param, state) to feed back from what one call returned."""
         raise NotImplementedError
 
@@ -58,41 +58,10 @@ class OptimizerExercise(Exercise):
         """What the function should return at each step of a run from a fresh state (float64)."""
         raise NotImplementedError
 
-    initial_state = None
-
-    def expect_run(self, student, param, grads, hyper, label):
-        """Call the student once per gradient, feeding back its own param and state; compare every step."""
-        dtype = param.dtype
+    def run(self, student, param, grads, hyper, label):
+        """A whole run from a fresh state against torch.optim, step by step."""
         want = self.torch_outputs(param.double(), grads.double(), hyper)
-        p, s = param, clone(self.initial_state)
-        for t, g in enumerate(grads):
-            args, kwargs = self.step_call(p, g, s, hyper)
-            got, args_after, _ = self.call_with_inputs(student, *args, **kwargs)
-            names = self._parameter_names()
-            for name, before, after in zip(names, args, args_after):
-                changed = modified(before, after, name)
-                if changed:
-                    raise CheckFailed(f"{label}: at step {t + 1}, {self.function} modified its input `{changed}` in place.",
-                                      Mistake(IN_PLACE.name, f"Return new tensors instead: {self.in_place}"))
-            problem = difference(got, want[t], dtype, tolerance=self.tolerance)
-            if problem:
-                raise CheckFailed(f"{label}: step {t + 1} of {len(grads)} (each call fed the param and state your function returned "
-                                  f"at the step before): {problem}", self._diagnose_run(got, t, param, grads, hyper, dtype))
-            p, s = self.split(got)
-
-    def _diagnose_run(self, got, t, param, grads, hyper, dtype):
-        for mistake in self.mistakes:
-            try:
-                p, s = param.double(), clone(self.initial_state)
-                for g in grads[: t + 1].double():
-                    args, kwargs = self.step_call(p, g, s, hyper)
-                    out = mistake.compute(*args, **kwargs)
-                    p, s = self.split(out)
-            except Exception:  # noqa: BLE001 - a mistake that cannot run on these inputs does not match
-                continue
-            if difference(got, out, dtype, tolerance=self.tolerance) is None:
-                return mistake
-        return None
+        self.expect_run(student, (param, clone(self.initial_state)), grads, want, label, setting=hyper)
 
 
 # -- SGD ------------------------------------------------------------------------------------------
@@ -103,7 +72,7 @@ SGD_IN_PLACE = "`param -= lr * grad` changes the caller's tensor; return `param 
 class TestSgdStep(OptimizerExercise):
     function = "sgd_step"
     forbidden = OPTIM_APIS
-    in_place = SGD_IN_PLACE
+    in_place_fix = SGD_IN_PLACE
     mistakes = (
         Mistake("gradient ascent (param + lr·grad)", "the gradient points uphill: step against it, param − lr·grad.",
                 lambda param, grad, lr: param + lr * grad),
@@ -124,10 +93,10 @@ class TestSgdStep(OptimizerExercise):
     def reference(param, grad, lr):
         return _torch_run(torch.optim.SGD, param, [grad], lr=lr)[0][0]
 
-    def step_call(self, param, grad, state, hyper):
-        return (param, grad, hyper["lr"]), {}
+    def step_call(self, carried, grad, hyper):
+        return (carried[0], grad, hyper["lr"]), {}
 
-    def split(self, out):
+    def carry(self, out):
         return out, None
 
     def torch_outputs(self, param, grads, hyper):
@@ -147,7 +116,7 @@ class TestSgdStep(OptimizerExercise):
 
     def test_run_matches_torch_sgd(self, student):
         """100 steps fed back into each other match torch.optim.SGD (float64)"""
-        self.expect_run(student, randn(6, 5, seed=5, dtype=torch.float64), _grads(100, 6, 5, seed=6), {"lr": 0.05},
+        self.run(student, randn(6, 5, seed=5, dtype=torch.float64), _grads(100, 6, 5, seed=6), {"lr": 0.05},
                         "sgd_step over 100 steps (float64 (6, 5), lr=0.05)")
 
 
@@ -186,7 +155,7 @@ MOMENTUM_IN_PLACE = "`buf.mul_(momentum).add_(grad)` and `param -= …` change t
 class TestMomentumStep(OptimizerExercise):
     function = "momentum_step"
     forbidden = OPTIM_APIS
-    in_place = MOMENTUM_IN_PLACE
+    in_place_fix = MOMENTUM_IN_PLACE
     mistakes = (
         Mistake("dampened buffer started at zeros (momentum·buf + (1 − momentum)·grad)",
                 "PyTorch's SGD adds the whole gradient: buf = grad on the first step, then buf = momentum·buf + grad.",
@@ -216,10 +185,11 @@ class TestMomentumStep(OptimizerExercise):
         p, s = _torch_run(torch.optim.SGD, param, [grad], state, lr=lr, momentum=momentum)[0]
         return p, s["momentum_buffer"]
 
-    def step_call(self, param, grad, state, hyper):
-        return (param, grad, state, hyper["lr"], hyper["momentum"]), {}
+    def step_call(self, carried, grad, hyper):
+        param, buf = carried
+        return (param, grad, buf, hyper["lr"], hyper["momentum"]), {}
 
-    def split(self, out):
+    def carry(self, out):
         return out[0], out[1]
 
     def torch_outputs(self, param, grads, hyper):
@@ -243,12 +213,12 @@ class TestMomentumStep(OptimizerExercise):
 
     def test_run_matches_torch_float64(self, student):
         """120 steps fed back into each other match SGD(momentum=0.9), float64"""
-        self.expect_run(student, randn(4, 7, seed=15, dtype=torch.float64), _grads(120, 4, 7, seed=16), {"lr": 0.02, "momentum": 0.9},
+        self.run(student, randn(4, 7, seed=15, dtype=torch.float64), _grads(120, 4, 7, seed=16), {"lr": 0.02, "momentum": 0.9},
                         "momentum_step over 120 steps (float64 (4, 7), lr=0.02, momentum=0.9)")
 
     def test_run_matches_torch_float32(self, student):
         """100 steps match SGD(momentum=0.8), float32"""
-        self.expect_run(student, randn(10, seed=17), _grads(100, 10, seed=18, dtype=torch.float32), {"lr": 0.05, "momentum": 0.8},
+        self.run(student, randn(10, seed=17), _grads(100, 10, seed=18, dtype=torch.float32), {"lr": 0.05, "momentum": 0.8},
                         "momentum_step over 100 steps (float32 (10,), lr=0.05, momentum=0.8)")
 
 
@@ -297,7 +267,7 @@ def _adamw_mistake(**switch):
 class TestAdamwStep(OptimizerExercise):
     function = "adamw_step"
     forbidden = OPTIM_APIS
-    in_place = ADAMW_IN_PLACE
+    in_place_fix = ADAMW_IN_PLACE
     initial_state = {}
     mistakes = (
         Mistake("eps inside the square root", "add eps after the square root: m̂ / (√v̂ + eps), not m̂ / √(v̂ + eps).",
@@ -338,10 +308,11 @@ class TestAdamwStep(OptimizerExercise):
         p, s = _torch_run(torch.optim.AdamW, param, [grad], given, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)[0]
         return p, {"step": int(s["step"].item()), "exp_avg": s["exp_avg"], "exp_avg_sq": s["exp_avg_sq"]}
 
-    def step_call(self, param, grad, state, hyper):
+    def step_call(self, carried, grad, hyper):
+        param, state = carried
         return (param, grad, state), dict(hyper)
 
-    def split(self, out):
+    def carry(self, out):
         return out[0], out[1]
 
     def torch_outputs(self, param, grads, hyper):
@@ -380,18 +351,18 @@ class TestAdamwStep(OptimizerExercise):
 
     def test_run_matches_torch_float64(self, student):
         """120 steps fed back into each other match torch.optim.AdamW (float64, lr 0.05, weight_decay 0.1)"""
-        self.expect_run(student, randn(5, 3, seed=43, dtype=torch.float64), _grads(120, 5, 3, seed=44),
+        self.run(student, randn(5, 3, seed=43, dtype=torch.float64), _grads(120, 5, 3, seed=44),
                         {"lr": 0.05, "weight_decay": 0.1}, "adamw_step over 120 steps (float64 (5, 3), lr=0.05, weight_decay=0.1)")
 
     def test_run_matches_torch_float32(self, student):
         """100 steps of a (10, 128) float32 weight match torch.optim.AdamW (betas (0.8, 0.99), eps 1e-6, weight_decay 0.2)"""
         hyper = {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.2}
-        self.expect_run(student, randn(10, 128, seed=45), _grads(100, 10, 128, seed=46, dtype=torch.float32), hyper,
+        self.run(student, randn(10, 128, seed=45), _grads(100, 10, 128, seed=46, dtype=torch.float32), hyper,
                         "adamw_step over 100 steps (float32 (10, 128), lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.2)")
 
     def test_notebook_experiment_defaults(self, student):
         """ten steps of the notebook's 128 → 10 weight with the default lr 1e-3 and weight_decay 1e-2 (float64)"""
-        self.expect_run(student, randn(10, 128, seed=47, dtype=torch.float64, scale=128 ** -0.5), _grads(10, 10, 128, seed=48, scale=0.1),
+        self.run(student, randn(10, 128, seed=47, dtype=torch.float64, scale=128 ** -0.5), _grads(10, 10, 128, seed=48, scale=0.1),
                         {}, "adamw_step(param, grad, state) with its defaults over 10 steps (float64 (10, 128))")
 
 

@@ -144,6 +144,7 @@ class Exercise:
     mistakes = ()          # Mistake(...) entries, tried in order to name what went wrong
     tolerance = None       # {dtype: relative tolerance} overriding mfml_grader.compare.TOLERANCE
     sole_diagnosis = False  # name a mistake only when no other mistake explains the result as well
+    in_place_fix = ""      # how to avoid changing an input in place, when this function invites it (`param -= ...`)
     substitute_sources = {}  # filled by the runner: helper name -> solution source
 
     @staticmethod
@@ -192,21 +193,68 @@ class Exercise:
         return got
 
     def _expect_unchanged(self, args, kwargs, args_after, kwargs_after):
-        names = self._parameter_names()
+        names = self.parameter_names()
         pairs = [(names[i] if i < len(names) else f"argument {i}", before, after) for i, (before, after) in enumerate(zip(args, args_after))]
         pairs += [(key, before, kwargs_after.get(key)) for key, before in kwargs.items()]
         for name, before, after in pairs:
             changed = modified(before, after, name)
             if changed:
-                raise CheckFailed(f"{self.function} modified its input `{changed}` in place.", IN_PLACE)
+                mistake = Mistake(IN_PLACE.name, self.in_place_fix) if self.in_place_fix else IN_PLACE
+                raise CheckFailed(f"{self.function} modified its input `{changed}` in place.", mistake)
+
+    # -- runs: a function fed its own results, step after step (an optimizer step, an environment step) --
+    def step_call(self, carried, x, setting):
+        """(args, kwargs) of one step's call, from what the step before carried, this step's input `x` and the run's `setting`."""
+        raise NotImplementedError(f"{type(self).__name__} must define step_call to use expect_run")
+
+    def carry(self, result):
+        """What one step's result feeds to the next step's `step_call`."""
+        raise NotImplementedError(f"{type(self).__name__} must define carry to use expect_run")
+
+    def expect_run(self, student, start, inputs, want, label, setting=None):
+        """Call the student once per input, each call fed what its own previous call returned; compare step t with `want[t]`.
+
+        `start` is what the first step is fed, `inputs` one `x` per step, `want` the correct result of
+        every step (float64, e.g. from torch.optim). The first step that differs fails the check, and
+        is named by the first mistake whose own run (fed its own results) gives the student's result there.
+        """
+        carried, dtype = start, input_dtype([start])
+        for t, x in enumerate(inputs):
+            args, kwargs = self.step_call(carried, x, setting)
+            try:
+                got = self.call(student, *args, **kwargs)
+            except CheckFailed as failure:
+                raise CheckFailed(f"{label}: at step {t + 1}: {failure}", failure.mistake) from None
+            problem = difference(got, want[t], dtype, tolerance=self.tolerance)
+            if problem:
+                raise CheckFailed(f"{label}: step {t + 1} of {len(inputs)} (each call fed what your function returned at the step "
+                                  f"before): {problem}", self._diagnose_run(got, start, inputs[: t + 1], setting, dtype))
+            carried = self.carry(got)
+
+    def _diagnose_run(self, got, start, inputs, setting, dtype):
+        for mistake in self.mistakes:
+            if mistake.compute is None:
+                continue
+            try:
+                carried = _to64(clone(start))
+                for x in inputs:
+                    args, kwargs = self.step_call(carried, _to64(x), setting)
+                    wrong = mistake.compute(*args, **kwargs)
+                    carried = self.carry(wrong)
+            except Exception:  # noqa: BLE001 - a mistake that cannot run on these inputs does not match
+                continue
+            if difference(got, wrong, dtype, tolerance=self.tolerance) is None:
+                return mistake
+        return None
 
     # -- messages ------------------------------------------------------------------------
-    def _parameter_names(self):
+    def parameter_names(self):
+        """The names of the function's parameters (those of `reference`), for messages."""
         return list(inspect.signature(self.reference).parameters)
 
     def describe_call(self, args, kwargs):
         """`attention_scores(q=float32 (5, 4), k=float32 (7, 4))`: the call a message is about."""
-        names = self._parameter_names()
+        names = self.parameter_names()
         parts = []
         for i, value in enumerate(args):
             parts.append(f"{names[i] if i < len(names) else i}={_short(value)}")

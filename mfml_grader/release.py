@@ -1,4 +1,5 @@
-"""`make release`: nbgrader's generate_assignment for every assignment, never losing release/.
+"""`make release`: nbgrader's generate_assignment for every assignment, never losing release/,
+and the stand-ins grading needs (`course.stand_ins_file`), so that grading never reads source/.
 
 nbgrader removes an assignment's release folder before it converts the source, so a refusal (a
 source notebook that does not read, graded cells changed after students were graded) used to
@@ -6,14 +7,19 @@ leave release/ without its notebook. Here the old release is kept aside and put 
 nbgrader refuses, and the message says why and what to do.
 """
 
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import nbformat
+
 from . import course
 from .judge.batch import nbgrader_env
+from .runner import exercises
+from .submissions import answers_from_source
 
 ADVICE = {
     "submissions associated with it": "the gradebook already holds graded submissions of this assignment and nbgrader will not change "
@@ -33,7 +39,7 @@ def release(root, assignment, out=sys.stderr):
         done = subprocess.run(["nbgrader", "generate_assignment", assignment, "--force", "--log-level=WARN"], cwd=root,
                               env=nbgrader_env(), capture_output=True, text=True)
         if done.returncode == 0:
-            return ""
+            return write_stand_ins(root, assignment, out)
         if kept.exists():
             shutil.rmtree(folder, ignore_errors=True)
             shutil.copytree(kept, folder)
@@ -43,6 +49,21 @@ def release(root, assignment, out=sys.stderr):
     reason = "\n  ".join(errors[-4:])
     print(f"nbgrader refused to release {assignment}; release/{assignment} is unchanged.\n  {reason}\nWhat to do: {advice}", file=out)
     return reason or "nbgrader failed"
+
+
+def write_stand_ins(root, assignment, out=sys.stderr):
+    """Write the course's solutions of the helpers the hidden checks substitute; return '' or why it could not."""
+    wanted = sorted({name for exercise in exercises(course.hidden_tests(assignment, root)) for name in exercise.substitutes})
+    solutions = answers_from_source(nbformat.read(course.source_notebook(assignment, root), as_version=4))
+    missing = [name for name in wanted if name not in solutions]
+    if missing:
+        reason = f"grader_tests/test_{assignment}.py substitutes {', '.join(missing)}, which no solution cell of the source notebook defines"
+        print(f"{reason}.\nWhat to do: give that solution cell the helper's name as its grade_id, or remove it from `substitutes`.", file=out)
+        return reason
+    path = course.stand_ins_file(assignment, root)
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({name: solutions[name] for name in wanted}, indent=1, ensure_ascii=False) + "\n")
+    return ""
 
 
 def main(root, assignments=()):

@@ -1,14 +1,15 @@
-"""release/ is exactly what nbgrader makes from source/, and nothing hidden leaks into it."""
+"""release/ (and the stand-ins grading reads) are exactly what `make release` makes from source/, and nothing hidden leaks into release/."""
 
 import ast
 import json
 import re
+import shutil
 
 import nbformat
 import pytest
 
 from course_fixture import REPO, Course
-from mfml_grader import course
+from mfml_grader import course, release
 
 ASSIGNMENTS = course.assignments(REPO)
 HIDDEN_CALL = re.compile(r'grade\("(?P<assignment>\w+)", "(?P<function>\w+)", points=(?P<points>[\d.]+)\)')
@@ -17,8 +18,9 @@ HIDDEN_CALL = re.compile(r'grade\("(?P<assignment>\w+)", "(?P<function>\w+)", po
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory):
     fresh = Course.copy_of_repo(tmp_path_factory.mktemp("course"))
+    shutil.rmtree(fresh.root / "grader_tests" / "stand_ins")
     for assignment in ASSIGNMENTS:
-        fresh.nbgrader("generate_assignment", assignment)
+        assert release.release(fresh.root, assignment) == ""
     return fresh
 
 
@@ -27,6 +29,12 @@ def test_release_is_what_generate_assignment_makes(assignment, regenerated):
     committed = json.loads(course.release_notebook(assignment, REPO).read_text())
     fresh = json.loads(course.release_notebook(assignment, regenerated.root).read_text())
     assert committed == fresh, f"release/{assignment} is stale: run `make release` and commit it"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_stand_ins_are_what_release_writes(assignment, regenerated):
+    committed, fresh = (course.stand_ins_file(assignment, root).read_text() for root in (REPO, regenerated.root))
+    assert committed == fresh, f"grader_tests/stand_ins/{assignment}.json is stale: run `make release` and commit it"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -76,15 +84,13 @@ def test_every_exercise_has_solution_and_test_cells_that_agree(assignment):
 def test_a_refused_release_keeps_the_previous_one_and_says_what_to_do(tmp_path):
     import io
 
-    from mfml_grader.release import release
-
     fresh = Course.copy_of_repo(tmp_path)
     A = "ps4_information_theory"
-    assert release(fresh.root, A) == ""
+    assert release.release(fresh.root, A) == ""
     before = course.release_notebook(A, fresh.root).read_text()
     course.source_notebook(A, fresh.root).write_text('{"cells": [')          # a source notebook that does not read
     said = io.StringIO()
-    assert release(fresh.root, A, out=said)
+    assert release.release(fresh.root, A, out=said)
     assert course.release_notebook(A, fresh.root).read_text() == before, "the previous release was lost"
     message = said.getvalue()
     assert f"release/{A} is unchanged" in message and "What to do:" in message and "not valid JSON" in message, message
