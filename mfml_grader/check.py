@@ -116,7 +116,7 @@ def run(assignment, functions=(), root=None, out=sys.stdout):
             started = time.monotonic()
             reports, visible = notebook.grade(answers, chosen if entry is None else {entry.function})
             for function, report in reports.items():
-                problem = _judge(kind, entry, report)
+                problem = _broken_promise(kind, entry, report)
                 wrongly = visible.get(function, "") if kind == "solution" else "; ".join(visible.values()) if kind == "variants" else ""
                 if wrongly:
                     problem = f"{problem}; a visible test fails on correct code: {wrongly}".lstrip("; ")
@@ -143,7 +143,7 @@ def _entries(notebook, cases, chosen):
                     {**notebook.solutions, entry.function: entry.code.strip("\n")}, entry, kind.lower()
 
 
-def _judge(kind, entry, report):
+def _broken_promise(kind, entry, report):
     """What is wrong with this report for this kind of entry ('' when it keeps its promise)."""
     full = report.points == report.max_points
     if kind in ("solution", "variants"):

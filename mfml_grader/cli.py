@@ -105,7 +105,7 @@ def main(argv=None):
 
         autograde(root, args.assignments or course.assignments(root), max(1, args.jobs))
     elif args.command == "report":
-        from .report import write
+        from .item_analysis import write
 
         print(f"wrote {write(root)}")
     elif args.command == "export-lms":

@@ -4,6 +4,7 @@ import functools
 import importlib.util
 import json
 import os
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -22,6 +23,21 @@ def course_root(start=None):
         if all((folder / marker).exists() for marker in ROOT_MARKERS):
             return folder
     raise FileNotFoundError(f"no course directory (with {' and '.join(ROOT_MARKERS)}) above {here}; set MFML_COURSE_DIR")
+
+
+COURSE_FILES = ("source", "grader_tests", "demo", "nbgrader_config.py")
+
+
+def copy_course(source_root, destination):
+    """A throwaway copy of what an instructor keeps (not release/, submissions or the gradebook); its root."""
+    destination = Path(destination)
+    for name in COURSE_FILES:
+        src = Path(source_root) / name
+        if src.is_dir():
+            shutil.copytree(src, destination / name, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
+        elif src.exists():
+            shutil.copy(src, destination / name)
+    return destination
 
 
 def assignments(root=None):
@@ -71,7 +87,8 @@ def stand_ins(assignment, root=None, names=()):
         return {}
     path = stand_ins_file(assignment, root)
     try:
-        known = _read_json(path, path.stat().st_mtime_ns)
+        stat = path.stat()
+        known = _read_json(path, (stat.st_mtime_ns, stat.st_size))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path} is missing: run `make release`") from None
     missing = [name for name in names if name not in known]
@@ -81,15 +98,20 @@ def stand_ins(assignment, root=None, names=()):
 
 
 @functools.lru_cache(maxsize=32)
-def _read_json(path, mtime_ns):
+def _read_json(path, version):
     return json.loads(Path(path).read_text())
 
 
-@functools.lru_cache(maxsize=None)
 def hidden_tests(assignment, root=None):
-    """The module grader_tests/test_<assignment>.py, loaded from its file."""
+    """The module grader_tests/test_<assignment>.py, loaded from its file (again when the file changes)."""
     path = Path(root or course_root()) / "grader_tests" / f"test_{assignment}.py"
-    spec = importlib.util.spec_from_file_location(f"hidden_tests_{assignment}", path)
+    stat = path.stat()
+    return _load_module(path, f"hidden_tests_{assignment}", (stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=32)
+def _load_module(path, name, version):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

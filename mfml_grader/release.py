@@ -66,6 +66,32 @@ def write_stand_ins(root, assignment, out=sys.stderr):
     return ""
 
 
+TABLE_START, TABLE_END = "<!-- assignments: written by `make release` -->", "<!-- end of assignments -->"
+
+
+def assignments_table(root):
+    """The README's table of assignments, exercises and points, read from the release notebooks."""
+    rows = ["| assignment | exercises (points) | total |", "|---|---|---|"]
+    for assignment in course.assignments(root):
+        cells = [c for c in nbformat.read(course.release_notebook(assignment, root), as_version=4).cells if course.is_test_cell(c)]
+        points = [(course.grade_id(c).removeprefix("test_"), c.metadata.nbgrader.points) for c in cells]
+        listed = ", ".join(f"`{function}` ({value:g})" for function, value in points)
+        rows.append(f"| `{assignment}` | {listed} | {sum(value for _, value in points):g} |")
+    return "\n".join(rows)
+
+
+def write_readme_table(root):
+    """Put the assignments table between the README's markers (a course copy without README.md has none)."""
+    readme = Path(root) / "README.md"
+    if not readme.exists():
+        return
+    text = readme.read_text()
+    before, _, rest = text.partition(TABLE_START)
+    _, _, after = rest.partition(TABLE_END)
+    readme.write_text(f"{before}{TABLE_START}\n{assignments_table(root)}\n{TABLE_END}{after}")
+
+
 def main(root, assignments=()):
     failed = [a for a in (assignments or course.assignments(root)) if release(root, a)]
+    write_readme_table(root)
     return 1 if failed else 0

@@ -13,11 +13,9 @@ stub 0 %, noise harmless. Prints one table row per assignment.
 """
 
 import ast
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import nbformat
 
@@ -106,7 +104,7 @@ class Outcome:
 HEADER = f"{'assignment':<24} " + " ".join(HEADINGS)
 
 
-def judge(assignment, students, scores, results, dependencies):
+def assess(assignment, students, scores, results, dependencies):
     """Check one assignment's graded notebooks against what each case promises.
 
     `results(student)` gives {function: CellResult}; `dependencies` is `test_cell_dependencies` of the notebook.
@@ -163,37 +161,26 @@ def judge(assignment, students, scores, results, dependencies):
     return outcome
 
 
-def copy_course(source_root, destination):
-    destination = Path(destination)
-    for name in ("source", "grader_tests", "demo", "nbgrader_config.py"):
-        src = Path(source_root) / name
-        if src.is_dir():
-            shutil.copytree(src, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy(src, destination / name)
-    return destination
-
-
 def run(source_root, workdir, jobs, assignments=None, out=sys.stderr):
     """Grade every catalog case in a copy of the course at `workdir`; return the Outcomes."""
-    import subprocess
+    from .judge.batch import autograde
+    from .release import release
 
-    from .judge.batch import autograde, nbgrader_env
-
-    root = copy_course(source_root, workdir)
+    root = course.copy_course(source_root, workdir)
     assignments = assignments or course.assignments(root)
     plans = {}
     for assignment in assignments:
-        subprocess.run(["nbgrader", "generate_assignment", assignment, "--log-level=ERROR"], cwd=root, env=nbgrader_env(), check=True)
+        if release(root, assignment, out):
+            raise RuntimeError(f"nbgrader could not release {assignment} (see above)")
         plans[assignment] = plan(root, assignment)
         for student, (answers, _, _) in plans[assignment].items():
             submissions.submit(root, assignment, student, answers)
     autograde(root, assignments, jobs, out)
-    return [judge(a, plans[a], lambda s, a=a: course.test_cell_scores(root, a, s), lambda s, a=a: course.test_cell_results(root, a, s),
+    return [assess(a, plans[a], lambda s, a=a: course.test_cell_scores(root, a, s), lambda s, a=a: course.test_cell_results(root, a, s),
                   test_cell_dependencies(nbformat.read(course.source_notebook(a, root), as_version=4))) for a in assignments]
 
 
-def report(outcomes):
+def summary(outcomes):
     lines = [HEADER, *(o.row() for o in outcomes)]
     for outcome in outcomes:
         lines += [f"PROBLEM {outcome.assignment}: {p}" for p in outcome.problems]
@@ -207,5 +194,5 @@ def main(source_root, jobs, assignments=()):
         return 2
     with tempfile.TemporaryDirectory() as workdir:
         outcomes = run(source_root, workdir, jobs, list(assignments) or None)
-    print(report(outcomes))
+    print(summary(outcomes))
     return 1 if any(o.problems for o in outcomes) else 0

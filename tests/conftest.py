@@ -31,7 +31,7 @@ def graded_course(tmp_path_factory, request):
     """Every catalog case of every assignment, graded once: (course root, {assignment: Outcome})."""
     root = tmp_path_factory.mktemp("validate")
     results = {o.assignment: o for o in validate.run(REPO, root, jobs=2)}
-    request.config.stash[validate_table_key] = validate.report(results.values())
+    request.config.stash[validate_table_key] = validate.summary(results.values())
     return root, results
 
 

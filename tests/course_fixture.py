@@ -1,6 +1,5 @@
 """A throwaway copy of the course in which tests run real nbgrader commands."""
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -10,7 +9,6 @@ from mfml_grader import course, submissions
 from mfml_grader.judge.batch import nbgrader_env
 
 REPO = Path(__file__).resolve().parent.parent
-COPIED = ("source", "grader_tests", "nbgrader_config.py", "demo")
 
 
 class Course:
@@ -21,14 +19,7 @@ class Course:
 
     @classmethod
     def copy_of_repo(cls, root):
-        root = Path(root)
-        for name in COPIED:
-            source = REPO / name
-            if source.is_dir():
-                shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy(source, root / name)
-        return cls(root)
+        return cls(course.copy_course(REPO, root))
 
     def nbgrader(self, *args):
         result = subprocess.run(["nbgrader", *args], cwd=self.root, env=nbgrader_env(), capture_output=True, text=True, timeout=1800)

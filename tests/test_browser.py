@@ -129,10 +129,10 @@ def test_report_renders_as_a_readable_image(browser, graded_course):
     """The item-analysis report, opened in the browser and captured as a PNG, is not blank."""
     from PIL import Image
 
-    from mfml_grader import report
+    from mfml_grader import item_analysis
 
     root, _ = graded_course
-    index = report.write(root, root / "reports")
+    index = item_analysis.write(root, root / "reports")
     page = browser.new_page(viewport={"width": 1000, "height": 1400})
     page.goto(index.as_uri())
     page.wait_for_selector("img")

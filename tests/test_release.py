@@ -94,3 +94,8 @@ def test_a_refused_release_keeps_the_previous_one_and_says_what_to_do(tmp_path):
     assert course.release_notebook(A, fresh.root).read_text() == before, "the previous release was lost"
     message = said.getvalue()
     assert f"release/{A} is unchanged" in message and "What to do:" in message and "not valid JSON" in message, message
+
+
+def test_readme_lists_the_released_exercises():
+    readme = (REPO / "README.md").read_text()
+    assert release.assignments_table(REPO) in readme, "the README's assignments table is stale: run `make release` and commit it"

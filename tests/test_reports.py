@@ -6,15 +6,16 @@ import io
 import json
 import re
 
+import nbformat
 import numpy
 from PIL import Image
 
-from mfml_grader import exports, report
+from mfml_grader import course, exports, item_analysis
 
 
 def test_report_has_readable_plots_and_the_common_mistakes(graded_course):
     root, _ = graded_course
-    page = report.write(root, root / "reports", threshold=50).read_text()
+    page = item_analysis.write(root, root / "reports", threshold=50).read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) >= 3 * 7, "expected a distribution, a per-exercise and a mistakes plot per assignment"
     for encoded in images:
@@ -27,8 +28,10 @@ def test_exports_agree_with_the_gradebook(graded_course):
     root, _ = graded_course
     written = exports.gradescope(root, root / "exports" / "gradescope")
     assert written > 50
+    test_cells = [c for c in nbformat.read(course.release_notebook("ps1_linear_algebra", root), as_version=4).cells if course.is_test_cell(c)]
+    total = sum(c.metadata.nbgrader.points for c in test_cells)
     results = json.loads((root / "exports" / "gradescope" / "ps1_linear_algebra" / "solution" / "results.json").read_text())
-    assert results["score"] == 14 and len(results["tests"]) == 7
+    assert results["score"] == total and len(results["tests"]) == len(test_cells)
     assert all(t["score"] == t["max_score"] and t["visibility"] == "visible" and "Hidden tests for" in t["output"] for t in results["tests"])
     stub = json.loads((root / "exports" / "gradescope" / "ps1_linear_algebra" / "stub" / "results.json").read_text())
     assert stub["score"] == 0
@@ -37,4 +40,4 @@ def test_exports_agree_with_the_gradebook(graded_course):
     header, points = rows[0], rows[1]
     assert header[:5] == list(exports.CANVAS_ID_COLUMNS) and points[0] == "Points Possible"
     solution = next(r for r in rows if r[1] == "solution")
-    assert solution[header.index("ps1_linear_algebra")] == "14"
+    assert float(solution[header.index("ps1_linear_algebra")]) == total
