@@ -54,8 +54,7 @@ class Notebook:
         for cell in self.cells:
             if course.grade_id(cell) in self.solutions:
                 cell.source = self.solutions[course.grade_id(cell)]
-        self.points = {course.grade_id(c).removeprefix("test_"): float(c.metadata["nbgrader"]["points"])
-                       for c in self.cells if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")}
+        self.points = {course.grade_id(c).removeprefix("test_"): float(c.metadata.nbgrader.points) for c in self.cells if course.is_test_cell(c)}
         self.namespace = {"__name__": "__main__"}
         for cell in self.cells:
             if not course.is_test_cell(cell):

@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 
 from . import course, submissions
-from .gradebook import open_gradebook
+from .gradebook import graded_submissions, test_cell_grades
 
 DEMO_STUDENTS = ("perfect", "typical_mistakes", "untouched")
 
@@ -48,22 +48,10 @@ def write_demo_submissions(root):
 
 def score_table(root):
     """Rows of (assignment, student, {test cell: (score, max)}, total, max) from the gradebook."""
-    from nbgrader.api import MissingEntry
-
     rows = []
-    with open_gradebook(root) as gradebook:
-        for assignment in gradebook.assignments:
-            for student in sorted(s.id for s in gradebook.students):
-                try:
-                    submission = gradebook.find_submission(assignment.name, student)
-                except MissingEntry:
-                    continue
-                cells = {}
-                for notebook in submission.notebooks:
-                    for grade in notebook.grades:
-                        if grade.cell.name.startswith("test_"):
-                            cells[grade.cell.name.removeprefix("test_")] = (grade.score, grade.max_score)
-                rows.append((assignment.name, student, cells, submission.score, submission.max_score))
+    for assignment, student, submission in graded_submissions(root):
+        cells = {function: (grade.score, grade.max_score) for function, grade in test_cell_grades(submission).items()}
+        rows.append((assignment, student, cells, submission.score, submission.max_score))
     return rows
 
 

@@ -8,8 +8,9 @@ import shutil
 from pathlib import Path
 
 import nbformat
+from nbgrader.utils import is_grade, is_solution
 
-from .gradebook import open_gradebook
+from .gradebook import open_gradebook, test_cell_grades
 
 ROOT_MARKERS = ("nbgrader_config.py", "grader_tests")
 
@@ -60,8 +61,7 @@ def grade_id(cell):
 
 def is_test_cell(cell):
     """An autograder test cell: graded, not a solution (its code is the instructor's)."""
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("grade")) and not meta.get("solution")
+    return bool(is_grade(cell)) and not is_solution(cell)
 
 
 def visible_tests(cell):
@@ -143,7 +143,7 @@ def test_cell_scores(root, assignment, student):
 
     with open_gradebook(root) as gradebook:
         try:
-            notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+            submission = gradebook.find_submission(assignment, student)
         except MissingEntry:
             return {}
-        return {g.name.removeprefix("test_"): (g.score, g.max_score) for g in notebook.grades if g.name.startswith("test_")}
+        return {function: (grade.score, grade.max_score) for function, grade in test_cell_grades(submission).items()}

@@ -14,33 +14,23 @@ import json
 from pathlib import Path
 
 from . import course
-from .gradebook import open_gradebook
+from .gradebook import graded_submissions, open_gradebook, test_cell_grades
 
 CANVAS_ID_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 
 
 def gradescope(root, out_dir):
     """Write results.json for every graded submission; return how many."""
-    from nbgrader.api import MissingEntry
-
     written = 0
-    with open_gradebook(root) as gradebook:
-        for assignment in gradebook.assignments:
-            for student in gradebook.students:
-                try:
-                    notebook = gradebook.find_submission_notebook(assignment.name, assignment.name, student.id)
-                except MissingEntry:
-                    continue
-                outputs = course.test_cell_outputs(root, assignment.name, student.id)
-                tests = [{"name": g.name.removeprefix("test_"), "score": g.score or 0.0, "max_score": g.max_score,
-                          "output": outputs.get(g.name.removeprefix("test_"), ""), "visibility": "visible"}
-                         for g in notebook.grades if g.name.startswith("test_")]
-                results = {"score": round(sum(t["score"] for t in tests), 4), "visibility": "visible",
-                           "stdout_visibility": "hidden", "tests": tests}
-                path = Path(out_dir) / assignment.name / student.id / "results.json"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(results, indent=1))
-                written += 1
+    for assignment, student, submission in graded_submissions(root):
+        outputs = course.test_cell_outputs(root, assignment, student)
+        tests = [{"name": function, "score": grade.score or 0.0, "max_score": grade.max_score, "output": outputs.get(function, ""),
+                  "visibility": "visible"} for function, grade in test_cell_grades(submission).items()]
+        results = {"score": round(sum(t["score"] for t in tests), 4), "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
+        path = Path(out_dir) / assignment / student / "results.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1))
+        written += 1
     return written
 
 

@@ -46,3 +46,23 @@ def open_gradebook(root):
     from nbgrader.api import Gradebook
 
     return Gradebook(db_url(root))
+
+
+def graded_submissions(root):
+    """(assignment name, student id, nbgrader's SubmittedAssignment) of every graded submission, students in order."""
+    from nbgrader.api import MissingEntry
+
+    with open_gradebook(root) as gradebook:
+        for assignment in gradebook.assignments:
+            for student in sorted(s.id for s in gradebook.students):
+                try:
+                    submission = gradebook.find_submission(assignment.name, student)
+                except MissingEntry:
+                    continue
+                yield assignment.name, student, submission
+
+
+def test_cell_grades(submission):
+    """{function: nbgrader Grade} of a submission's test cells (`test_<function>`)."""
+    return {grade.name.removeprefix("test_"): grade for notebook in submission.notebooks for grade in notebook.grades
+            if grade.name.startswith("test_")}

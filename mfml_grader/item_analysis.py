@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import course
-from .gradebook import open_gradebook
+from .gradebook import graded_submissions, test_cell_grades
 
 PASS_FRACTION = 0.5
 
@@ -28,21 +28,13 @@ class Cell:
 
 def collect(root):
     """{assignment: {student: {exercise: Cell}}} from the gradebook and the autograded notebooks."""
-    from nbgrader.api import MissingEntry
-
     data = defaultdict(dict)
-    with open_gradebook(root) as gradebook:
-        for assignment in gradebook.assignments:
-            for student in gradebook.students:
-                try:
-                    notebook = gradebook.find_submission_notebook(assignment.name, assignment.name, student.id)
-                except MissingEntry:
-                    continue
-                cells = {g.name.removeprefix("test_"): Cell(g.score or 0.0, g.max_score) for g in notebook.grades if g.name.startswith("test_")}
-                for exercise, mistakes in named_mistakes(Path(root), assignment.name, student.id).items():
-                    if exercise in cells:
-                        cells[exercise].mistakes = mistakes
-                data[assignment.name][student.id] = cells
+    for assignment, student, submission in graded_submissions(root):
+        cells = {function: Cell(grade.score or 0.0, grade.max_score) for function, grade in test_cell_grades(submission).items()}
+        for exercise, mistakes in named_mistakes(Path(root), assignment, student).items():
+            if exercise in cells:
+                cells[exercise].mistakes = mistakes
+        data[assignment][student] = cells
     return data
 
 

@@ -16,6 +16,7 @@ import functools
 from dataclasses import dataclass, field
 
 from IPython.core.inputtransformer2 import TransformerManager
+from nbgrader.utils import is_grade, is_locked
 
 from . import reflection
 from .course import grade_id
@@ -32,8 +33,8 @@ def parse(source):
 
 
 def is_student_cell(cell):
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("solution")) or not (meta.get("locked") or meta.get("grade"))
+    """A cell whose code is the student's: nbgrader restores every locked cell (test cells included) when grading."""
+    return not is_locked(cell)
 
 
 @dataclass
@@ -55,7 +56,7 @@ class SubmissionCode:
             if tree is not None:
                 aliases.update(import_aliases(tree))
             if not is_student_cell(cell):
-                if tree is not None and not cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
+                if tree is not None and not is_grade(cell):
                     support.append(tree)
                 continue
             label = grade_id(cell) or f"cell {number}"

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import nbformat
+from nbgrader.utils import is_solution
 
 from .course import grade_id, release_notebook
 
@@ -35,7 +36,7 @@ def answers_from_source(source_notebook):
     return {
         grade_id(cell): SOLUTION_REGION.sub(r"\1", cell.source)
         for cell in source_notebook.cells
-        if cell.get("metadata", {}).get("nbgrader", {}).get("solution")
+        if is_solution(cell)
     }
 
 
@@ -46,7 +47,7 @@ def fill(release_notebook, answers):
     if unknown:
         raise KeyError(f"answers for cells the notebook does not have: {sorted(unknown)}")
     for cell in notebook.cells:
-        if grade_id(cell) in answers and cell.metadata["nbgrader"].get("solution"):
+        if grade_id(cell) in answers and is_solution(cell):
             cell.source = answers[grade_id(cell)]
     return notebook
 

@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 import nbformat
+from nbgrader.utils import is_solution
 
 from . import catalog, course, submissions
 from .forbidden import assigned_names, free_names
@@ -60,7 +61,7 @@ def test_cell_dependencies(notebook):
     notebook with several mistakes, a failing visible test is then credited to a mistake only when
     it is the one mistake that test can reach.
     """
-    graded = {course.grade_id(c) for c in notebook.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    graded = {course.grade_id(c) for c in notebook.cells if is_solution(c)}
     reaches, functions, found = {}, set(), {}
     for _ in range(2):
         reaches = {name: behind for name, behind in reaches.items() if name in functions}   # pass 2: variables in order

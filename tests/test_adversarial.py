@@ -20,6 +20,7 @@ import pytest
 
 from course_fixture import REPO, Course, nbgrader_env
 from mfml_grader import catalog, course
+from mfml_grader.course import grade_id
 from mfml_grader.judge import uids
 from mfml_grader.judge.batch import read_times
 
@@ -161,11 +162,11 @@ sys.displayhook = lambda value: None
 
 def linear(x, W, b=None):
     return x @ W.T"""), lost={"linear"}, says={"linear": "bias ignored"}),
-        "deletes_test_cell": Case(notebook=lambda nb: [c for c in nb if _gid(c) != "test_linear"]),
+        "deletes_test_cell": Case(notebook=lambda nb: [c for c in nb if grade_id(c) != "test_linear"]),
         "alters_test_cell": Case({**_replace("softmax", "def softmax(x, dim=-1):\n    return x.exp() / x.exp().sum(dim, keepdim=True)")},
-                                 notebook=lambda nb: [_with_source(c, "print('all good')") if _gid(c) == "test_softmax" else c for c in nb],
+                                 notebook=lambda nb: [_with_source(c, "print('all good')") if grade_id(c) == "test_softmax" else c for c in nb],
                                  lost={"softmax"}, says={"softmax": "no max-shift"}),
-        "duplicates_cells": Case(notebook=lambda nb: [d for c in nb for d in ((c, _copy(c)) if _gid(c) in ("l2_norm", "test_l2_norm") else (c,))]),
+        "duplicates_cells": Case(notebook=lambda nb: [d for c in nb for d in ((c, _copy(c)) if grade_id(c) in ("l2_norm", "test_l2_norm") else (c,))]),
         "invalid_json": Case(notebook="{ this is not json", whole_zero=True, says={None: "not a readable notebook"}),
         "empty_file": Case(notebook="", whole_zero=True, says={None: "not a readable notebook"}),
         # -- forbidden APIs, reached by private or reflective spellings: every exercise refused ----------
@@ -238,8 +239,8 @@ display(HTML("<iframe src='javascript:window.__pwned=6'></iframe><form action='h
 LAYER_CLASSES = {v.function: v.code.strip("\n") for v in catalog.load("ps2_calculus", REPO).VARIANTS if "class" in v.description}
 
 
-def _insert_after(cells, grade_id, source):
-    index = next(i for i, c in enumerate(cells) if _gid(c) == grade_id)
+def _insert_after(cells, name, source):
+    index = next(i for i, c in enumerate(cells) if grade_id(c) == name)
     return cells[:index + 1] + [nbformat.v4.new_code_cell(source)] + cells[index + 1:]
 
 
@@ -262,10 +263,6 @@ def _link_notebook(folder, course_root):
     notebook = folder / f"{A}.ipynb"
     notebook.unlink()
     notebook.symlink_to(course_root / "submitted" / "honest" / A / f"{A}.ipynb")
-
-
-def _gid(cell):
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
 def _with_source(cell, source):

@@ -16,6 +16,7 @@ import numpy
 import pytest
 
 from course_fixture import REPO, Course, nbgrader_env
+from mfml_grader.course import grade_id, is_test_cell
 
 ARTIFACTS = REPO / "test-artifacts"
 A = "ps1_linear_algebra"
@@ -99,7 +100,7 @@ def test_student_edits_runs_and_validates(browser, course, tmp_path):
     finally:
         lab.stop()
     saved = nbformat.read(home / f"{A}.ipynb", as_version=4)
-    assert "(x * x).sum(dim).sqrt()" in next(c.source for c in saved.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "l2_norm")
+    assert "(x * x).sum(dim).sqrt()" in next(c.source for c in saved.cells if grade_id(c) == "l2_norm")
 
 
 def test_instructor_sees_autograded_submissions_in_formgrader(browser, course):
@@ -117,8 +118,7 @@ def test_instructor_sees_autograded_submissions_in_formgrader(browser, course):
         page.wait_for_selector("text=grace", timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "formgrader-submissions.png"))
         rows = page.locator("tr").all_inner_texts()
-        total = sum(float(c.metadata["nbgrader"]["points"]) for c in course.release(A).cells
-                    if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution"))
+        total = sum(float(c.metadata.nbgrader.points) for c in course.release(A).cells if is_test_cell(c))
         assert any("ada" in r and f"{total:g} / {total:g}" in r and "graded" in r for r in rows), rows
         assert any("grace" in r and f"0 / {total:g}" in r for r in rows), rows
     finally:

@@ -7,6 +7,7 @@ import shutil
 
 import nbformat
 import pytest
+from nbgrader.utils import is_solution
 
 from course_fixture import REPO, Course
 from mfml_grader import course, release
@@ -69,7 +70,7 @@ def test_every_exercise_has_solution_and_test_cells_that_agree(assignment):
     for name in test_cells:
         function = name.removeprefix("test_")
         cell = cells[name]
-        assert cells.get(function, {}).get("metadata", {}).get("nbgrader", {}).get("solution"), f"{name} has no solution cell {function!r}"
+        assert function in cells and is_solution(cells[function]), f"{name} has no solution cell {function!r}"
         call = HIDDEN_CALL.search(cell.source)
         assert call, f"{name} does not call grade(...) in a hidden block"
         assert (call["assignment"], call["function"]) == (assignment, function), f"{name} grades {call['function']} of {call['assignment']}"

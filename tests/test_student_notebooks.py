@@ -16,11 +16,6 @@ ASSIGNMENTS = course.assignments(REPO)
 VISIBLE_TEST_SECONDS = 1.0
 
 
-def _is_test_cell(cell):
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return meta.get("grade") and not meta.get("solution")
-
-
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_opens_with_how_to_work_and_submit(assignment):
     first = nbformat.read(course.release_notebook(assignment, REPO), as_version=4).cells[0]
@@ -40,7 +35,7 @@ def test_visible_tests_pass_fast_on_a_correct_solution(assignment, tmp_path):
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(path.read_bytes())
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    for cell in filter(_is_test_cell, notebook.cells):
+    for cell in filter(course.is_test_cell, notebook.cells):
         errors = [o for o in cell.outputs if o.output_type == "error" or (o.output_type == "stream" and o.name == "stderr")]
         assert not errors, f"{assignment}/{cell.metadata.nbgrader.grade_id}: visible tests fail on the solution: {errors}"
         timing = cell.metadata.execution

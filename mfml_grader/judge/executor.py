@@ -19,6 +19,8 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Float, Integer
 
+from .limits import DEFAULT_LIMITS, Limits
+
 _judge = None
 
 
@@ -28,7 +30,7 @@ def judge_for(preprocessor):
     if _judge is None:
         import atexit
 
-        from .session import Judge, Limits
+        from .session import Judge
 
         limits = Limits(cell_seconds=preprocessor.cell_timeout, notebook_seconds=preprocessor.notebook_timeout,
                         output_chars=preprocessor.max_output_chars, notebook_output_chars=preprocessor.max_notebook_output_chars,
@@ -49,14 +51,14 @@ def judge_for(preprocessor):
 class SandboxedExecute(NbGraderPreprocessor):
     """Run a submission in the sandbox and its test cells in the grader (replaces nbgrader's Execute)."""
 
-    cell_timeout = Float(60.0, help="Seconds a cell (or one call of a student function) may take.").tag(config=True)
-    notebook_timeout = Float(600.0, help="Seconds the whole notebook may take.").tag(config=True)
-    memory_bytes = Integer(6 * 2**30, help="Address space per process of the submission.").tag(config=True)
-    max_processes = Integer(64, help="Processes and threads the submission may have at once.").tag(config=True)
-    max_output_chars = Integer(100_000, help="Characters of output kept per cell (errors and images included).").tag(config=True)
-    max_notebook_output_chars = Integer(2_000_000, help="Characters of output kept per notebook.").tag(config=True)
-    max_cell_chars = Integer(200_000, help="A cell of the submission longer than this is dropped with a note.").tag(config=True)
-    scratch_bytes = Integer(256 * 2**20, help="Size of the sandbox's writable tmpfs.").tag(config=True)
+    cell_timeout = Float(Limits.cell_seconds, help="Seconds a cell (or one call of a student function) may take.").tag(config=True)
+    notebook_timeout = Float(Limits.notebook_seconds, help="Seconds the whole notebook may take.").tag(config=True)
+    memory_bytes = Integer(DEFAULT_LIMITS["RLIMIT_AS"], help="Address space per process of the submission.").tag(config=True)
+    max_processes = Integer(DEFAULT_LIMITS["RLIMIT_NPROC"], help="Processes and threads the submission may have at once.").tag(config=True)
+    max_output_chars = Integer(Limits.output_chars, help="Characters of output kept per cell (errors and images included).").tag(config=True)
+    max_notebook_output_chars = Integer(Limits.notebook_output_chars, help="Characters of output kept per notebook.").tag(config=True)
+    max_cell_chars = Integer(Limits.cell_source_chars, help="A cell of the submission longer than this is dropped with a note.").tag(config=True)
+    scratch_bytes = Integer(Limits.scratch_bytes, help="Size of the sandbox's writable tmpfs.").tag(config=True)
     threads = Integer(1, help="torch threads per submission (MFML_THREADS overrides).").tag(config=True)
     require_sandbox = Bool(False, help="Refuse to grade when bubblewrap cannot run.").tag(config=True)
 

@@ -10,22 +10,12 @@ import os
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
 
 from ..student import Returned, StudentError
 from . import protocol, uids
 from .helpers import StandIns
+from .limits import Limits
 from .sandbox import start_worker
-
-DEFAULT_LIMITS = {
-    "RLIMIT_AS": 6 * 2**30,        # bytes of address space per process (torch maps a lot it never touches)
-    "RLIMIT_NPROC": 64,            # processes and threads of the submission's uid
-    "RLIMIT_FSIZE": 64 * 2**20,    # bytes per file written
-    "RLIMIT_NOFILE": 256,
-    "RLIMIT_CORE": 0,
-    "RLIMIT_CPU": 900,             # CPU seconds: a backstop; wall-clock deadlines come first
-}
-
 
 INTERRUPT_GRACE = 5.0
 ERROR_CHARS = 2000     # of an error message sent by the sandbox
@@ -37,17 +27,6 @@ class SessionEnded(Exception):
     def __init__(self, reason):
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass
-class Limits:
-    cell_seconds: float = 60.0
-    notebook_seconds: float = 600.0
-    output_chars: int = 100_000             # characters of output kept per cell (errors and images included)
-    notebook_output_chars: int = 2_000_000  # ... and per notebook
-    cell_source_chars: int = 200_000        # a longer cell is dropped with a note
-    scratch_bytes: int = 256 * 2**20
-    rlimits: dict = field(default_factory=lambda: dict(DEFAULT_LIMITS))
 
 
 class Judge:
