@@ -28,6 +28,7 @@ from .results import Report
 from .runner import run_exercise
 from .student import InProcessStudent
 from .submission_code import SubmissionCode, parse
+from .validate import test_cell_dependencies
 
 @dataclass
 class Outcome:
@@ -55,6 +56,7 @@ class Notebook:
             if course.grade_id(cell) in self.solutions:
                 cell.source = self.solutions[course.grade_id(cell)]
         self.points = {course.grade_id(c).removeprefix("test_"): float(c.metadata.nbgrader.points) for c in self.cells if course.is_test_cell(c)}
+        self.reach = test_cell_dependencies(self.source)     # {function: the graded functions its visible tests reach}
         self.namespace = {"__name__": "__main__"}
         for cell in self.cells:
             if not course.is_test_cell(cell):
@@ -71,8 +73,11 @@ class Notebook:
             return f"{type(error).__name__}: {error}"
         return ""
 
-    def grade(self, answers, functions):
-        """({function: Report} for `functions`, {function: its cell's first visible failure}) of a submission with `answers`."""
+    def grade(self, answers, functions, first_failure=False):
+        """({function: Report} for `functions`, {function: its cell's visible failure}) of a submission with `answers`.
+
+        Runs the visible tests that can reach `functions` (all of them, or up to the `first_failure`).
+        """
         cells = copy.deepcopy(self.cells)
         namespace = dict(self.namespace)
         for cell in cells:
@@ -84,15 +89,21 @@ class Notebook:
             elif not course.is_test_cell(cell) and (tree := parse(cell.source)) is not None:
                 self._run("", namespace, _definitions(tree))
         code = SubmissionCode.from_cells(cells)
-        reports, visible = {}, {}
-        for cell in filter(course.is_test_cell, cells):
-            function = course.grade_id(cell).removeprefix("test_")
+        visible = {}
+        for cell in self._visible_tests_reaching(cells, functions):
             failure = self._run(course.visible_tests(cell), dict(namespace))
             if failure:
-                visible[function] = failure
-            if function in functions:
-                reports[function] = run_exercise(self.assignment, function, InProcessStudent(namespace), self.points[function], code, self.root)
+                visible[course.grade_id(cell).removeprefix("test_")] = failure
+                if first_failure:
+                    break
+        reports = {function: run_exercise(self.assignment, function, InProcessStudent(namespace), self.points[function], code, self.root)
+                   for function in self.points if function in functions}
         return reports, visible
+
+    def _visible_tests_reaching(self, cells, functions):
+        """The test cells whose visible tests can reach `functions` (only those can fail because of them): their own first."""
+        tests = [c for c in cells if course.is_test_cell(c) and self.reach.get(course.grade_id(c).removeprefix("test_"), set()) & set(functions)]
+        return sorted(tests, key=lambda c: course.grade_id(c).removeprefix("test_") not in functions)
 
 
 def run(assignment, functions=(), root=None, out=sys.stdout):
@@ -113,7 +124,7 @@ def run(assignment, functions=(), root=None, out=sys.stdout):
         problems = []
         for label, answers, entry, kind in _entries(notebook, cases, chosen):
             started = time.monotonic()
-            reports, visible = notebook.grade(answers, chosen if entry is None else {entry.function})
+            reports, visible = notebook.grade(answers, chosen if entry is None else {entry.function}, first_failure=kind not in ("solution", "variants"))
             for function, report in reports.items():
                 problem = _broken_promise(kind, entry, report)
                 wrongly = visible.get(function, "") if kind == "solution" else "; ".join(visible.values()) if kind == "variants" else ""
