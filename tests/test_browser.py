@@ -129,7 +129,7 @@ def test_report_renders_as_a_readable_image(browser, graded_course):
     """The item-analysis report, opened in the browser and captured as a PNG, is not blank."""
     from PIL import Image
 
-    from mfml_grader import item_analysis
+    from mfml_grader import course, item_analysis
 
     root, _ = graded_course
     index = item_analysis.write(root, root / "reports")
@@ -140,7 +140,7 @@ def test_report_renders_as_a_readable_image(browser, graded_course):
     page.screenshot(path=str(shot), full_page=False)
     pixels = numpy.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 20, "the rendered report is blank"
-    assert page.locator("img").count() >= 21 and page.locator("h2", has_text="ps1_linear_algebra").count() == 1
+    assert page.locator("img").count() >= 3 * len(course.assignments(REPO)) and page.locator("h2", has_text="ps1_linear_algebra").count() == 1
 
 
 def _feedback_subject(root):
