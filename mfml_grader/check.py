@@ -14,28 +14,23 @@ import ast
 import contextlib
 import copy
 import io
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 
 import nbformat
 import torch
 
 from . import catalog, course, submissions
-from .results import Report
 from .runner import run_exercise
 from .student import InProcessStudent
 from .submission_code import SubmissionCode, parse
 from .validate import test_cell_dependencies
 
-@dataclass
-class Outcome:
-    label: str
-    report: Report
-    visible: str        # the first visible test that failed ("" when all passed)
-    problem: str = ""
+# which visible tests to run per kind of entry: correct code must pass them all; a mutant is caught by one
+VISIBLE_TESTS = {"solution": "all", "variants": "all", "mutants": "first", "stub": "none", "forbidden": "none", "reflective": "none"}
 
 
 def _definitions(tree):
@@ -73,10 +68,11 @@ class Notebook:
             return f"{type(error).__name__}: {error}"
         return ""
 
-    def grade(self, answers, functions, first_failure=False):
+    def grade(self, answers, functions, visible_tests="all", until_named=None):
         """({function: Report} for `functions`, {function: its cell's visible failure}) of a submission with `answers`.
 
-        Runs the visible tests that can reach `functions` (all of them, or up to the `first_failure`).
+        Runs the visible tests that can reach `functions` ("all" of them, up to the "first" failure, or
+        "none"), and the hidden checks (all of them, or until one names the mistake `until_named`).
         """
         cells = copy.deepcopy(self.cells)
         namespace = dict(self.namespace)
@@ -90,14 +86,14 @@ class Notebook:
                 self._run("", namespace, _definitions(tree))
         code = SubmissionCode.from_cells(cells)
         visible = {}
-        for cell in self._visible_tests_reaching(cells, functions):
+        for cell in self._visible_tests_reaching(cells, functions) if visible_tests != "none" else ():
             failure = self._run(course.visible_tests(cell), dict(namespace))
             if failure:
                 visible[course.grade_id(cell).removeprefix("test_")] = failure
-                if first_failure:
+                if visible_tests == "first":
                     break
-        reports = {function: run_exercise(self.assignment, function, InProcessStudent(namespace), self.points[function], code, self.root)
-                   for function in self.points if function in functions}
+        reports = {function: run_exercise(self.assignment, function, InProcessStudent(namespace), self.points[function], code, self.root,
+                                          until_named) for function in self.points if function in functions}
         return reports, visible
 
     def _visible_tests_reaching(self, cells, functions):
@@ -106,11 +102,13 @@ class Notebook:
         return sorted(tests, key=lambda c: course.grade_id(c).removeprefix("test_") not in functions)
 
 
-def run(assignment, functions=(), root=None, out=sys.stdout):
-    """Check the catalog entries of `functions` (default: all); return the problems found."""
+def run(assignment, functions=(), root=None, out=sys.stdout, jobs=None):
+    """Check the catalog entries of `functions` (default: all) in `jobs` forked processes; return the problems found."""
     from hypothesis.configuration import set_hypothesis_home_dir
 
     root = course.course_root() if root is None else root
+    if assignment not in course.assignments(root):
+        raise LookupError(f"no assignment {assignment!r}; the course has {', '.join(course.assignments(root))}")
     here, scratch = os.getcwd(), tempfile.TemporaryDirectory()
     set_hypothesis_home_dir(scratch.name)                         # not .hypothesis/ in source/ (it would be released)
     os.chdir(course.source_notebook(assignment, root).parent)     # notebooks read their data relative to their folder
@@ -119,27 +117,57 @@ def run(assignment, functions=(), root=None, out=sys.stdout):
         started = time.monotonic()
         notebook = Notebook(assignment, root)
         print(f"{assignment}: ran the notebook in {time.monotonic() - started:.1f} s", file=out)
-        cases = catalog.load(assignment, root)
+        unknown = sorted(set(functions) - set(notebook.points))
+        if unknown:
+            raise LookupError(f"{assignment} has no graded function {', '.join(unknown)}; its functions: {', '.join(notebook.points)}")
         chosen = set(functions) or set(notebook.points)
+        entries = list(_entries(notebook, catalog.load(assignment, root), chosen))
         problems = []
-        for label, answers, entry, kind in _entries(notebook, cases, chosen):
-            started = time.monotonic()
-            reports, visible = notebook.grade(answers, chosen if entry is None else {entry.function}, first_failure=kind not in ("solution", "variants"))
-            for function, report in reports.items():
-                problem = _broken_promise(kind, entry, report)
-                wrongly = visible.get(function, "") if kind == "solution" else "; ".join(visible.values()) if kind == "variants" else ""
-                if wrongly:
-                    problem = f"{problem}; a visible test fails on correct code: {wrongly}".lstrip("; ")
-                seen = ("visible FAIL" if visible else "visible pass") if kind not in ("solution", "stub") else ""
-                shown = f"{label} [{function}]" if entry is None else label
-                print(f"  {'PROBLEM' if problem else 'ok':<7} {report.points:>6g}/{report.max_points:<3g} {seen:<12} "
-                      f"{time.monotonic() - started:5.1f}s  {shown}", file=out)
-                if problem:
-                    problems.append(f"{shown}: {problem}\n{report.text()}")
+        with _pool(notebook, chosen, entries, jobs or min(2, os.cpu_count() or 1)) as grade:
+            for (label, _, entry, kind), (reports, visible, seconds) in zip(entries, grade(range(len(entries)))):
+                for function, report in reports.items():
+                    problem = _broken_promise(kind, entry, report)
+                    wrongly = visible.get(function, "") if kind == "solution" else "; ".join(visible.values()) if kind == "variants" else ""
+                    if wrongly:
+                        problem = f"{problem}; a visible test fails on correct code: {wrongly}".lstrip("; ")
+                    seen = ("visible FAIL" if visible else "visible pass") if VISIBLE_TESTS[kind] != "none" and kind != "solution" else ""
+                    shown = f"{label} [{function}]" if entry is None else label
+                    score = f"named at {len(report.checks)}" if kind == "mutants" and not problem else f"{report.points:g}/{report.max_points:g}"
+                    print(f"  {'PROBLEM' if problem else 'ok':<7} {score:>11} {seen:<12} {seconds:5.1f}s  {shown}", file=out)
+                    if problem:
+                        problems.append(f"{shown}: {problem}\n{report.text()}")
         return problems
     finally:
         os.chdir(here)
         scratch.cleanup()
+
+
+_work = None    # (notebook, chosen functions, entries), inherited by the forked processes
+
+
+def _grade_entry(index):
+    """({function: Report}, {function: visible failure}, seconds) of one entry."""
+    notebook, chosen, entries = _work
+    _, answers, entry, kind = entries[index]
+    started = time.monotonic()
+    reports, visible = notebook.grade(answers, chosen if entry is None else {entry.function}, VISIBLE_TESTS[kind],
+                                      until_named=entry.mistake if kind == "mutants" else None)
+    return reports, visible, time.monotonic() - started
+
+
+@contextlib.contextmanager
+def _pool(notebook, chosen, entries, jobs):
+    """A function mapping entry indices to results, in order: in this process, or in `jobs` processes forked from it."""
+    global _work
+    _work = (notebook, chosen, entries)
+    try:
+        if jobs <= 1:
+            yield lambda indices: map(_grade_entry, indices)
+        else:
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                yield lambda indices: pool.imap(_grade_entry, indices)
+    finally:
+        _work = None
 
 
 def _entries(notebook, cases, chosen):
@@ -170,7 +198,11 @@ def _broken_promise(kind, entry, report):
 
 
 def main(assignment, functions, root=None):
-    problems = run(assignment, functions, root)
+    try:
+        problems = run(assignment, functions, root)
+    except LookupError as error:
+        print(error, file=sys.stderr)
+        return 2
     for problem in problems:
         print(f"PROBLEM {problem}")
     print(f"{len(problems)} problem(s)")
