@@ -1,6 +1,6 @@
 """Benchmark: stock nbgrader (a kernel per notebook, one after another) vs this course's grader.
 
-    python bench/bench_autograde.py [--per-assignment 6] [--jobs N]
+    python bench/bench_autograde.py [--per-assignment 6] [--jobs N] [--figures-only]
 
 Builds one set of submissions in a throwaway copy of the course: for every assignment the
 reference solution, the untouched stub, the demo student with typical mistakes, catalog mutants
@@ -9,9 +9,14 @@ the same set twice, with `MFML_EXECUTOR=kernel nbgrader autograde` and with
 `python -m mfml_grader autograde --jobs N`, and prints seconds per notebook, the ratio, whether
 the two agree on every honest submission's score, and per assignment where the time goes (from
 logs/autograde-times.tsv: the time spent running each notebook's cells and checks).
+
+Then the figures: each figure cell of every notebook (mfml_grader/figures.py), run in the judge's
+sandbox on one thread as the grader runs it, drawing and PNG included, the best of a few runs, against
+the target of FIGURE_SECONDS per cell. Fails (exit 1) when scores disagree or a figure cell is slower.
 """
 
 import argparse
+import math
 import os
 import shutil
 import subprocess
@@ -25,10 +30,11 @@ import nbformat
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mfml_grader import catalog, course, submissions  # noqa: E402
+from mfml_grader import catalog, course, figures, submissions  # noqa: E402
 from mfml_grader.cli import demo_answers  # noqa: E402
 from mfml_grader.judge.batch import read_times  # noqa: E402
 
+FIGURE_SECONDS = 0.5   # a figure cell, drawn and sent as PNG: well under a second on one thread
 BROKEN = {
     "crash": "import ctypes\nctypes.string_at(0)",
     "raises_at_import": "raise RuntimeError('half-finished code')",
@@ -104,18 +110,58 @@ def print_breakdown(assignments, made, stock, running, jobs):
           f"{jobs} jobs need {total / jobs:.1f} s, at most {sum(stock.values()) * jobs / total:.1f}x")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--per-assignment", type=int, default=6, help="honest submissions per assignment")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--assignments", nargs="*", help="default: every assignment in source/")
-    args = parser.parse_args()
+def time_figures(assignments, repeats):
+    """{assignment: {grade_id: seconds}}: each figure cell of the source notebook (a correct submission)
+    run in the judge's sandbox, on one thread, after the cells before it; the best of `repeats` runs."""
+    from mfml_grader.judge.session import Judge
+
+    judge = Judge()
+    times = {}
+    try:
+        for assignment in assignments:
+            folder = REPO / "source" / assignment
+            files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.suffix != ".ipynb"}
+            cells = [c for c in nbformat.read(course.source_notebook(assignment, REPO), as_version=4).cells
+                     if c.cell_type == "code" and not course.is_test_cell(c)]
+            best = {course.grade_id(c): math.inf for c in cells if figures.is_figure_cell(c)}
+            for _ in range(repeats):
+                session = judge.session(files)
+                try:
+                    for cell in cells:
+                        started = time.monotonic()
+                        session.run_cell(cell.source)
+                        if figures.is_figure_cell(cell):
+                            best[course.grade_id(cell)] = min(best[course.grade_id(cell)], time.monotonic() - started)
+                finally:
+                    session.release()
+            times[assignment] = best
+    finally:
+        judge.close()
+    return times
+
+
+def print_figures(times, repeats):
+    """Each figure cell's time, per notebook; returns how many are over FIGURE_SECONDS."""
+    print(f"figure cells in the judge's sandbox (one thread, drawing and PNG included, best of {repeats} runs; "
+          f"target {FIGURE_SECONDS:.2f} s each)")
+    slow = 0
+    for assignment, cells in times.items():
+        print(f"{assignment:<24} {len(cells)} figure cells, {sum(cells.values()):.2f} s")
+        for grade_id, seconds in cells.items():
+            over = seconds > FIGURE_SECONDS
+            slow += over
+            print(f"  {grade_id:<40} {seconds:>6.3f} s{'  OVER THE TARGET' if over else ''}")
+    print(f"{sum(map(len, times.values()))} figure cells, {slow} over the target")
+    return slow
+
+
+def compare(args, assignments):
+    """Grade the same submissions with stock nbgrader and with this grader; returns the honest ones whose scores disagree."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     with tempfile.TemporaryDirectory() as workdir:
         results = {}
         for name in ("stock", "sandboxed"):
             root = fresh_course(workdir, name)
-            assignments = args.assignments or course.assignments(root)
             for assignment in assignments:
                 subprocess.run(["nbgrader", "generate_assignment", assignment, "--force", "--log-level=ERROR"], cwd=root, env=env, check=True)
             made = build(root, assignments, args.per_assignment)
@@ -138,7 +184,21 @@ def main():
         print(f"honest submissions: {len(honest)}, scores agree on {len(honest) - len(disagree)}")
         for key in disagree:
             print(f"  DISAGREE {key}: stock {results['stock'][1].get(key)} vs sandboxed {results['sandboxed'][1].get(key)}")
-        return 1 if disagree else 0
+        return disagree
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--per-assignment", type=int, default=6, help="honest submissions per assignment")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--assignments", nargs="*", help="default: every assignment in source/")
+    parser.add_argument("--figures-only", action="store_true", help="time the figure cells only (no grading)")
+    parser.add_argument("--figure-runs", type=int, default=3, help="runs of each notebook; each figure cell's best time counts")
+    args = parser.parse_args()
+    assignments = args.assignments or course.assignments(REPO)
+    disagree = [] if args.figures_only else compare(args, assignments)
+    slow = print_figures(time_figures(assignments, args.figure_runs), args.figure_runs)
+    return 1 if disagree or slow else 0
 
 
 if __name__ == "__main__":

@@ -1,16 +1,19 @@
 """Run a notebook's student code in this process: for instructors' quick checks and the project's tests.
 
-Grading uses the real notebook kernel (nbgrader autograde); this is the fast path that lets
-`pytest grader_tests/` check the hidden tests against a notebook without starting one.
+Grading runs notebooks in the judge's sandbox (mfml_grader/judge/); this is the fast path that lets
+`pytest grader_tests/` check the hidden tests against a notebook without starting one. Figures are
+never drawn here: matplotlib draws off screen (Agg) and each cell's figures are closed after it.
 """
 
 import contextlib
 import io
+import os
 
 import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
 
 from .course import grade_id, is_test_cell
+from .figures import close_figures
 from .student import InProcessStudent
 
 
@@ -19,10 +22,12 @@ def load_student(notebook_path):
     notebook = nbformat.read(notebook_path, as_version=4)
     namespace = {"__name__": "__student__"}
     transform = TransformerManager().transform_cell
+    os.environ.setdefault("MPLBACKEND", "Agg")  # plt.show() in a figure cell must not open a window and wait
     for cell in notebook.cells:
         if cell.cell_type != "code" or is_test_cell(cell):
             continue
         with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
             exec(compile(transform(cell.source), f"<cell {grade_id(cell) or cell.get('id')}>", "exec"), namespace)
+        close_figures()  # as a kernel's inline backend does after each cell: no figure outlives its cell
     sources = {grade_id(c): c.source for c in notebook.cells if c.cell_type == "code" and grade_id(c)}
     return InProcessStudent(namespace), sources

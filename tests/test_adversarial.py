@@ -341,7 +341,8 @@ SECOND_RUN = {
                              assignment="ps3_probability", lost={"sample_categorical"}, says={"sample_categorical": "in place"}),
     "b_honest": Case(assignment="ps3_probability"),
     "a_leaves_traces": Case(_prefix("l2_norm", """import os, socket
-print("FDS", sorted(os.listdir("/proc/self/fd")))   # std streams, the grader's socket, this listing
+# std streams, the grader's socket, this listing (fonts the notebook's own figures opened aside: test_figures checks none is inherited)
+print("FDS", sorted(fd for fd in os.listdir("/proc/self/fd") if not os.path.realpath(f"/proc/self/fd/{fd}").endswith(".ttf")))
 for path in ("trace.txt", os.path.expanduser("~/.trace"), "/tmp/trace.txt", "/dev/shm/trace", "/tmp/submissions/trace.txt"):
     try:
         open(path, "w").write("TRACE")

@@ -15,11 +15,16 @@ DEFAULT_LIMITS = {
 }
 
 
+IMAGE_CHARS = 400_000             # base64 characters of one image (a figure): a PNG of up to about 300 KB
+IMAGES_PER_CELL = 8
+NOTEBOOK_IMAGE_CHARS = 6_000_000  # of all images of a notebook: 15 of the largest, about 4.5 MB
+
+
 @dataclass
 class Limits:
     cell_seconds: float = 60.0
     notebook_seconds: float = 600.0
-    output_chars: int = 100_000             # characters of output kept per cell (errors and images included)
+    output_chars: int = 100_000             # characters of output kept per cell, errors included (images: the caps above)
     notebook_output_chars: int = 2_000_000  # ... and per notebook
     cell_source_chars: int = 200_000        # a longer cell is dropped with a note
     scratch_bytes: int = 256 * 2**20

@@ -4,7 +4,8 @@ Everything here runs in the trusted grading process on what the sandbox sent or 
 before it lands in the autograded notebook (which feedback and formgrader render):
 
 - outputs are rebuilt from known fields only, and capped in characters per cell and per notebook,
-  error messages and tracebacks included; past a cap an output is cut or dropped with a note;
+  error messages and tracebacks included; images (figures) have caps of their own: size per image,
+  images per cell, and all images of the notebook; past a cap an output is cut or dropped with a note;
 - only inert MIME types survive (plain text, LaTeX, PNG/JPEG/GIF with valid base64); HTML and
   Markdown outputs are sanitised (no script, no event handlers, no active content), anything else
   (JavaScript, SVG, widgets) is dropped;
@@ -20,6 +21,8 @@ from html.parser import HTMLParser
 
 import bleach
 import nbformat
+
+from .limits import IMAGE_CHARS, IMAGES_PER_CELL, NOTEBOOK_IMAGE_CHARS
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
 TEXT_TYPES = ("text/plain", "text/latex")
@@ -99,21 +102,30 @@ def sanitise_markdown(source):
 
 
 class OutputBudget:
-    """Characters of a submission's output kept: `per_cell`, and `per_notebook` over all cells."""
+    """Characters of a submission's output kept: `per_cell`, and `per_notebook` over all cells.
+
+    Images are counted apart from text (a figure is far larger than any text output): at most
+    IMAGE_CHARS each, IMAGES_PER_CELL per cell and NOTEBOOK_IMAGE_CHARS in all.
+    """
 
     def __init__(self, per_cell, per_notebook):
-        self.per_cell, self.left = per_cell, per_notebook
+        self.per_cell, self.left, self.images_left = per_cell, per_notebook, NOTEBOOK_IMAGE_CHARS
 
     def keep(self, raw_outputs):
         """nbformat outputs built from untrusted `raw_outputs`, within the caps."""
-        kept, room, dropped = [], min(self.per_cell, self.left), 0
+        kept, room, dropped, images, images_dropped = [], min(self.per_cell, self.left), 0, 0, 0
         for raw in raw_outputs if isinstance(raw_outputs, list) else []:
             output = clean_output(raw)
-            cost = max(MIN_OUTPUT_COST, output_size(output))
-            if cost <= room:
+            image = image_size(output)
+            cost = max(MIN_OUTPUT_COST, output_size(output) - image)
+            if image and (image > min(IMAGE_CHARS, self.images_left) or images == IMAGES_PER_CELL):
+                images_dropped += 1
+            elif cost <= room:
                 kept.append(output)
                 room -= cost
                 self.left -= cost
+                self.images_left -= image
+                images += bool(image)
             elif output.output_type == "stream" and room > MIN_OUTPUT_COST:
                 output.text = output.text[:room - MIN_OUTPUT_COST]
                 kept.append(output)
@@ -125,6 +137,9 @@ class OutputBudget:
             which = "this cell's" if self.left > 0 else "the notebook's"
             kept.append(nbformat.v4.new_output("stream", name="stdout", text=f"\n[output truncated: {which} output is over the limit "
                                                f"({self.per_cell} characters per cell); {dropped} output(s) cut or dropped]\n"))
+        if images_dropped:
+            kept.append(nbformat.v4.new_output("stream", name="stdout", text=f"\n[{images_dropped} image(s) dropped: at most {IMAGES_PER_CELL} "
+                                               f"per cell, {IMAGE_CHARS} characters each, {NOTEBOOK_IMAGE_CHARS} in the notebook]\n"))
         return kept
 
 
@@ -134,6 +149,11 @@ def output_size(output):
     if output.output_type == "error":
         return len(output.ename) + len(output.evalue) + sum(len(line) for line in output.traceback)
     return sum(len(value) for value in output.get("data", {}).values())
+
+
+def image_size(output):
+    """Characters of the images in a display or result (0 for any other output)."""
+    return sum(len(value) for mime, value in output.get("data", {}).items() if mime in IMAGE_TYPES)
 
 
 def clean_output(raw):

@@ -1,13 +1,16 @@
 """The untrusted side: a warm process (the zygote) that forks one child per submission.
 
-Runs inside the sandbox. The zygote imports torch, numpy and IPython once, then waits on its control
-socket. For each submission the grader sends a fresh socket (SCM_RIGHTS); the zygote forks a child
-that drops to the slot's own uid, sets its limits, and serves that socket: it runs the notebook's
-cells in an IPython shell and answers calls of student functions with plain values. Nothing here is
-trusted: grades are decided on the other side of the socket.
+Runs inside the sandbox. The zygote imports torch, numpy, IPython and matplotlib once, then waits on
+its control socket. For each submission the grader sends a fresh socket (SCM_RIGHTS); the zygote forks
+a child that drops to the slot's own uid, sets its limits, and serves that socket: it runs the
+notebook's cells in an IPython shell (the figures a cell leaves open become its PNG outputs, as in
+JupyterLab) and answers calls of student functions with plain values. Nothing here is trusted:
+grades are decided on the other side of the socket.
 """
 
+import base64
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -25,18 +28,23 @@ from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Type
 
+from .. import figures
 from ..student import InProcessStudent, StudentError, to_plain
 from . import helpers, protocol
+from .limits import IMAGE_CHARS, IMAGES_PER_CELL
+from .outputs import IMAGE_TYPES
 
 SCRATCH = "/tmp/submissions"
 
 
 # -- running cells, with every output captured in order ---------------------------------------
 class _Outputs:
-    """nbformat outputs of the cell being run, capped at `limit` characters of text."""
+    """nbformat outputs of the cell being run: `limit` characters of text, and IMAGES_PER_CELL images
+    of at most IMAGE_CHARS each (the grader bounds them again, over the whole notebook too)."""
 
     def __init__(self, limit):
         self.items, self.limit, self.size, self.truncated = [], limit, 0, False
+        self.images, self.images_dropped = 0, False
 
     def _room(self, n):
         if self.size + n > self.limit:
@@ -58,7 +66,13 @@ class _Outputs:
 
     def rich(self, output_type, data, metadata):
         data = {k: v for k, v in data.items() if isinstance(v, str)}
-        if self._room(sum(len(v) for v in data.values())):
+        image = sum(len(v) for k, v in data.items() if k in IMAGE_TYPES)
+        if image and (image > IMAGE_CHARS or self.images == IMAGES_PER_CELL):
+            if not self.images_dropped:
+                self.images_dropped = True
+                self.stream("stdout", f"\n[image(s) dropped: at most {IMAGES_PER_CELL} images per cell, {IMAGE_CHARS} characters each]\n")
+        elif self._room(sum(len(v) for v in data.values()) - image):
+            self.images += bool(image)
             self.items.append({"output_type": output_type, "data": data, "metadata": metadata or {}})
 
 
@@ -116,10 +130,21 @@ class CellShell(InteractiveShell):
         sys.stdout, sys.stderr = _Stream(self, "stdout"), _Stream(self, "stderr")
         try:
             result = self.run_cell(source, store_history=True)
+            self.show_figures()
         finally:
             outputs, self.outputs = self.outputs, None
         failed = result.error_before_exec is not None or result.error_in_exec is not None
         return {"outputs": outputs.items, "execution_count": self.execution_count - 1, "status": "error" if failed else "ok"}
+
+    def show_figures(self):
+        """The figures the cell left open, shown as JupyterLab shows them (a PNG display each), then closed."""
+        try:
+            drawn = figures.take_figures()
+        except Exception:  # noqa: BLE001 - a figure that cannot be drawn is the cell's error, as in a kernel
+            self.showtraceback()
+            return
+        for figure, image in drawn:
+            self.outputs.rich("display_data", {"image/png": base64.b64encode(image).decode(), "text/plain": repr(figure)}, {})
 
 
 # -- one submission ----------------------------------------------------------------------------
@@ -202,7 +227,10 @@ def _answer(message, value, shell, student, sock, fds):
         args, kwargs = value
         channel = helpers.Channel(sock, message.get("id"))
         stand_ins = {name: helpers.stand_in(channel, name) for name in message.get("helpers", [])}
-        returned = student.invoke(message["name"], args, kwargs, forbidden=message["forbidden"], substitutes=stand_ins)
+        try:
+            returned = student.invoke(message["name"], args, kwargs, forbidden=message["forbidden"], substitutes=stand_ins)
+        finally:
+            figures.close_figures()  # a figure drawn in a test's call is not shown, not even by the next cell
         return {"ok": True}, (returned.value, _inputs_as_data((returned.args, returned.kwargs)))
     if op == "defines":
         return {"ok": True, "defines": student.defines(message["name"])}
@@ -365,8 +393,8 @@ def warm_up():
     """Pay once, here, the first-use costs every submission would pay again after its fork.
 
     The first torch optimizer imports torch._dynamo (about 1 s); the first linear-algebra call,
-    backward pass and tensor formatting have set-up costs of their own. Nothing here draws random
-    numbers or defines a name in the shell: each submission still starts like a fresh kernel, with
+    backward pass, tensor formatting and figure have set-up costs of their own. Nothing here draws
+    random numbers or defines a name in the shell: each submission still starts like a fresh kernel, with
     an unused random generator and an empty namespace (tests/test_judge_session.py).
     """
     w = torch.ones(4, 4, dtype=torch.float64, requires_grad=True)
@@ -378,6 +406,34 @@ def warm_up():
     for decompose in (torch.linalg.svd, torch.linalg.eigh, torch.linalg.eigvalsh, torch.linalg.qr, torch.linalg.inv):
         decompose(symmetric)
     f"{symmetric.std():.2f} {symmetric} {symmetric.round(decimals=2).tolist()}"
+    _warm_matplotlib()
+
+
+def _warm_matplotlib():
+    """Import pyplot (Agg, MPLBACKEND) and draw a figure of the kinds the notebooks make, so a figure
+    cell pays only its own drawing: fonts, mathtext, log axes, layout, colour maps and the PNG writer.
+
+    matplotlib keeps its font list in MPLCONFIGDIR: a folder of the zygote's own (in the sandbox,
+    on its private /tmp), read here once, so no submission needs to write there. The fonts drawn
+    with keep their files open in matplotlib's caches; a submission's process closes every file it
+    inherits (FreeType would then read glyphs from a closed or reused descriptor), so the caches
+    are emptied and no font outlives the warm-up.
+    """
+    os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="matplotlib-")
+    import matplotlib.pyplot as plt
+    from matplotlib import font_manager, mathtext
+
+    fig, (curves, image) = plt.subplots(1, 2, figsize=(9, 4), constrained_layout=True)
+    curves.loglog([1, 10, 100], [1.0, 0.1, 0.01], label=r"$h^2$")
+    curves.set(title=r"$\|x\|_2$", xlabel="step", ylabel="loss")
+    curves.legend()
+    fig.colorbar(image.imshow([[0.0, 1.0], [1.0, 0.0]]), ax=image)
+    figures.take_figures()
+    del fig, curves, image
+    mathtext.MathTextParser._parse_cached.cache_clear()
+    font_manager._get_font.cache_clear()
+    gc.collect()
+    shutil.rmtree(os.environ["MPLCONFIGDIR"], ignore_errors=True)  # the font list is in memory now; leave no folder behind
 
 
 def zygote(control_fd):
