@@ -2,12 +2,14 @@
 
 import ast
 import math
+import sys
 
 import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
 
+from course_fixture import REPO
 from mfml_grader.compare import difference
 from mfml_grader.forbidden import ForbiddenAPIError, defined_methods, find_forbidden, forbid_at_runtime
 from mfml_grader.submission_code import SubmissionCode
@@ -278,3 +280,39 @@ def test_every_tool_opens_the_gradebook_nbgrader_is_configured_with(tmp_path, mo
         gradebook.add_student("ada")
     assert elsewhere.exists() and not (tmp_path / "gradebook.db").exists()
     assert course.test_cell_scores(tmp_path, "ps0", "ada") == {}
+
+
+class TestOneRunner:
+    """Grading and pytest run an exercise's checks through mfml_grader.runner, with the same rules."""
+
+    def test_inherited_checks_run_first_and_an_override_keeps_its_place(self):
+        from mfml_grader import runner
+        from mfml_grader.exercise import Exercise
+
+        class Base(Exercise):
+            def test_shared(self, student):
+                """base check"""
+
+        class Child(Base):
+            function = "f"
+
+            def test_own(self, student):
+                """own check"""
+
+            def test_shared(self, student):
+                """overridden check"""
+
+        assert [(c.name, c.title) for c in runner.checks(Child)] == [("test_shared", "overridden check"), ("test_own", "own check")]
+
+    def test_pytest_collects_exactly_the_runners_checks(self):
+        import subprocess
+
+        from mfml_grader import course, runner
+
+        A = "ps3_probability"
+        listed = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", f"grader_tests/test_{A}.py"],
+                                cwd=REPO, capture_output=True, text=True).stdout.split()
+        collected = [item.split("::", 1)[1] for item in listed if "::" in item]
+        expected = [f"{e.__name__}::{name}" for e in runner.exercises(course.hidden_tests(A, REPO))
+                    for name in ("refusal", *(c.name for c in runner.checks(e)))]
+        assert collected == expected and len(expected) > 20
