@@ -17,6 +17,7 @@ import threading
 
 import nbformat
 import pytest
+from nbgrader.utils import is_solution
 
 from course_fixture import REPO, Course, nbgrader_env
 from mfml_grader import catalog, course
@@ -56,6 +57,12 @@ class Case:
                  assignment=A):
         self.answers, self.notebook, self.files, self.assignment = answers or {}, notebook, files, assignment
         self.zero, self.lost, self.says, self.never, self.whole_zero = set(zero), set(lost), says or {}, never, whole_zero
+
+
+def _onward(function):
+    """`function` and every graded function after it: a notebook whose process ends in that cell never defines them."""
+    order = [grade_id(c) for c in nbformat.read(course.source_notebook(A, REPO), as_version=4).cells if is_solution(c)]
+    return set(order[order.index(function):])
 
 
 # A frame the trusted side reads as the start of an answer, sent a byte at a time.
@@ -108,19 +115,19 @@ except OSError as error:
                         zero={"linear"}, says={"linear": "did not finish"}),
         "loop_at_top_level": Case(_suffix("l2_norm", "while True:\n    pass")),
         "ignores_interrupts": Case(_suffix("softmax", "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"),
-                                   zero={"softmax", "attention", "low_rank_approx", "lora_forward"},
+                                   zero=_onward("softmax"),
                                    says={"softmax": "did not stop when interrupted"}),
         # the bomb fills the process limit, so the notebook cannot be copied for lora_forward's checks
         "fork_bomb": Case(_suffix("lora_forward", "import os\nwhile True:\n    os.fork()"),
-                          zero={"lora_forward"}, says={"lora_forward": "could not be copied"}),
+                          zero=_onward("lora_forward"), says={"lora_forward": "could not be copied"}),
         "memory_hog": Case(_replace("l2_norm", "def l2_norm(x, dim=-1):\n    hog = bytearray(8 * 2**30)\n    return (x * x).sum(dim).sqrt()"),
                            zero={"l2_norm"}, says={"l2_norm": "MemoryError"}),
         "huge_output": Case(_suffix("linear", "for i in range(3_000_000):\n    print('spam', i)\nprint('x' * 100_000_000)")),
         "os_exit": Case(_suffix("lora_forward", "import os\nos._exit(0)"),
-                        zero={"lora_forward"}, says={"lora_forward": "exited"}),
+                        zero=_onward("lora_forward"), says={"lora_forward": "exited"}),
         "sys_exit": Case(_suffix("l2_norm", "import sys\nsys.exit(1)")),
         "segfault": Case(_suffix("attention", "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)"),
-                         zero={"attention", "low_rank_approx", "lora_forward"}, says={"attention": "SIGSEGV"}),
+                         zero=_onward("attention"), says={"attention": "SIGSEGV"}),
         # -- the sandbox's walls ----------------------------------------------------------------------
         "network": Case(_prefix("l2_norm", f"""import socket
 for host in ("127.0.0.1", "1.1.1.1"):
@@ -203,8 +210,8 @@ def attention(q, k, v, causal=False):
     return _attention(q, k, v, causal)"""), **_suffix("lora_forward", "print('HELPERS', HELPERS[:3])")},
                                  says={"notebook": "HELPERS []"}, never=("the largest entry of each slice becomes 0",)),
         # -- a submission that stops or swamps the grader ------------------------------------------------
-        "trickle_reply": Case(_suffix("lora_forward", TRICKLE), zero={"lora_forward"}, says={"lora_forward": "trickled"}),
-        "huge_decode": Case(_suffix("lora_forward", HUGE_DECODE), zero={"lora_forward"}, says={"lora_forward": "decodes to more than"}),
+        "trickle_reply": Case(_suffix("lora_forward", TRICKLE), zero=_onward("lora_forward"), says={"lora_forward": "trickled"}),
+        "huge_decode": Case(_suffix("lora_forward", HUGE_DECODE), zero=_onward("lora_forward"), says={"lora_forward": "decodes to more than"}),
         "many_cells": Case(notebook=lambda nb: nb + [nbformat.v4.new_code_cell(f"print('{i}' + 'z' * 99_000)") for i in range(40)],
                            says={"notebook": "output truncated: the notebook's output is over the limit"}),
         "attachments_and_big_cell": Case(notebook=lambda nb: nb + [_attached(5 * 2**20), nbformat.v4.new_code_cell("x = 1  # " + "y" * 300_000)],
