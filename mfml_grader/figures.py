@@ -9,8 +9,12 @@ fixed dpi and no metadata (matplotlib writes its version as `Software` unless to
 Nothing here imports matplotlib: a cell that never imported pyplot has no figure.
 """
 
+import base64
+import contextlib
+import functools
 import io
 import sys
+from pathlib import Path
 
 PREFIX = "figure_"
 DPI = 100  # JupyterLab's: a (9, 4) inch figure is 900 x 400 pixels
@@ -42,6 +46,52 @@ def take_figures():
         return [(figure, png(figure)) for figure in map(pyplot.figure, pyplot.get_fignums())]
     finally:
         pyplot.close("all")
+
+
+def render(source_notebook):
+    """{grade_id: [(repr, PNG bytes)]} of a notebook's figure cells: its code cells (not its test cells) run in
+    order in its folder, in this process, as `make release` renders the figures the release carries."""
+    import nbformat
+
+    from .inprocess import run_cells
+
+    notebook = nbformat.read(source_notebook, as_version=4)
+    drawn = {}
+
+    def after(cell):
+        if is_figure_cell(cell):
+            drawn[cell.metadata.nbgrader.grade_id] = [(repr(figure), image) for figure, image in take_figures()]
+        close_figures()
+
+    close_figures()
+    with contextlib.chdir(Path(source_notebook).parent):
+        run_cells(notebook, {"__name__": "__main__"}, after)
+    return drawn
+
+
+def display_outputs(drawn):
+    """The outputs a kernel shows for figures drawn as [(repr, PNG bytes)] (nbformat display_data)."""
+    import nbformat
+
+    return [nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(image).decode(), "text/plain": text})
+            for text, image in drawn]
+
+
+def released(release_notebook):
+    """{grade_id: outputs} of the figure cells of a release notebook, as `make release` rendered them."""
+    path = Path(release_notebook)
+    if not path.exists():
+        return {}
+    stat = path.stat()
+    return _released(path, (stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=16)
+def _released(path, version):
+    import nbformat
+
+    return {cell.metadata.nbgrader.grade_id: cell.outputs for cell in nbformat.read(path, as_version=4).cells
+            if is_figure_cell(cell) and cell.get("outputs")}
 
 
 def close_figures():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import course
+from . import course, figures
 from .judge.batch import nbgrader_env
 from .runner import exercises
 from .submissions import answers_from_source
@@ -39,6 +39,7 @@ def release(root, assignment, out=sys.stderr):
         done = subprocess.run(["nbgrader", "generate_assignment", assignment, "--force", "--log-level=WARN"], cwd=root,
                               env=nbgrader_env(), capture_output=True, text=True)
         if done.returncode == 0:
+            write_figures(root, assignment)
             return write_stand_ins(root, assignment, out)
         if kept.exists():
             shutil.rmtree(folder, ignore_errors=True)
@@ -49,6 +50,18 @@ def release(root, assignment, out=sys.stderr):
     reason = "\n  ".join(errors[-4:])
     print(f"nbgrader refused to release {assignment}; release/{assignment} is unchanged.\n  {reason}\nWhat to do: {advice}", file=out)
     return reason or "nbgrader failed"
+
+
+def write_figures(root, assignment):
+    """Give the release notebook's figure cells their figures, rendered from the source notebook: students
+    see them before running anything, and grading shows them without drawing them again for every student."""
+    drawn = figures.render(course.source_notebook(assignment, root))
+    path = course.release_notebook(assignment, root)
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if figures.is_figure_cell(cell) and drawn.get(course.grade_id(cell)):
+            cell.outputs = figures.display_outputs(drawn[course.grade_id(cell)])
+    nbformat.write(notebook, path)
 
 
 def write_stand_ins(root, assignment, out=sys.stderr):

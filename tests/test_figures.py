@@ -26,7 +26,7 @@ from IPython.core.inputtransformer2 import TransformerManager
 from PIL import Image
 
 from course_fixture import REPO, Course
-from mfml_grader import course, figures
+from mfml_grader import course, figures, release
 from mfml_grader.judge import outputs
 
 matplotlib.use("Agg")
@@ -37,6 +37,7 @@ MIN_FIGURES = 3
 MAX_INCHES = (9, 4)
 MIN_INK = 0.01        # of the pixels, not the background colour
 MIN_COLOURS = 4       # distinct colours, at 8 levels per channel
+_MARK = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")  # a 1x1 PNG
 
 
 def _notebook(assignment):
@@ -218,10 +219,31 @@ def test_the_judge_draws_each_figure_cell(judge, assignment, monkeypatch):
         assert _shows_its_figure(cell), f"{course.grade_id(cell)}: {str(cell.outputs)[:3000]}"
 
 
+def test_the_judge_shows_the_released_figures_without_drawing_them(judge, monkeypatch):
+    """Given the figures `make release` rendered, a figure cell still runs but shows those, not a new drawing."""
+    from mfml_grader.judge.notebook_run import run_notebook
+
+    monkeypatch.setenv("MFML_COURSE_DIR", str(REPO))
+    notebook = _notebook(GRADED)
+    marked = {course.grade_id(cell): figures.display_outputs([("<Figure size 1x1 with 0 Axes>", _MARK)]) for cell in _figure_cells(notebook)}
+    run_notebook(notebook, judge, {}, logging.getLogger(__name__), marked)
+    for cell in _figure_cells(notebook):
+        images = [base64.b64decode(o.data["image/png"]) for o in cell.outputs if "image/png" in o.get("data", {})]
+        assert images == [_MARK] and not any(o.output_type == "error" for o in cell.outputs), str(cell.outputs)[:2000]
+
+
+def test_the_release_carries_every_figure():
+    """What students fetch shows the figures before they run anything; the grader shows the same ones."""
+    for assignment in ASSIGNMENTS:
+        release = nbformat.read(course.release_notebook(assignment, REPO), as_version=4)
+        for cell in _figure_cells(release):
+            assert _shows_its_figure(cell), f"release/{assignment}: {course.grade_id(cell)} has no figure: run `make release`"
+
+
 def test_a_graded_submission_shows_its_figures_in_the_feedback(tmp_path):
-    """Through nbgrader (autograde with the judge, then generate_feedback), as students get it."""
+    """Through nbgrader (release, autograde with the judge, generate_feedback), as students get it."""
     grading = Course.copy_of_repo(tmp_path)
-    grading.nbgrader("generate_assignment", GRADED)
+    assert release.release(grading.root, GRADED) == ""
     grading.submit("alice", GRADED, grading.solutions(GRADED))
     grading.nbgrader("autograde", GRADED)
     grading.nbgrader("generate_feedback", GRADED)

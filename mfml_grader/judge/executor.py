@@ -64,6 +64,7 @@ class SandboxedExecute(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         """Run `nb` (nbgrader's autograde phase reads it from autograded/; its files come from submitted/)."""
+        from .. import course, figures
         from .batch import mark_progress
         from .notebook_run import run_notebook
 
@@ -77,7 +78,7 @@ class SandboxedExecute(NbGraderPreprocessor):
             nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
         started = time.monotonic()
         try:
-            run_notebook(nb, judge, files, self.log)
+            run_notebook(nb, judge, files, self.log, figures.released(course.release_notebook(names.get("assignment", "?"), coursedir.root)))
         finally:
             mark_progress(names.get("assignment", "?"), names.get("student", "?"), time.monotonic() - started)
         return nb, resources

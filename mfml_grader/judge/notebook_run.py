@@ -21,7 +21,8 @@ import numpy
 import torch
 import torch.nn.functional as F
 
-from ..course import is_test_cell
+from ..course import grade_id, is_test_cell
+from ..figures import is_figure_cell
 from ..notebook import judged
 from ..student import StudentError
 from ..results import Report
@@ -64,8 +65,14 @@ class JudgeContext:
         self.pending.append(Pending(self.cell, assignment, function, points, snapshot))
 
 
-def run_notebook(nb, judge, files, log):
+def run_notebook(nb, judge, files, log, figures_drawn=None):
+    """Run a submission: its cells in the sandbox, its test cells here, then each test cell's hidden checks.
+
+    `figures_drawn` ({grade_id: outputs}, from the release) are the figure cells' figures as `make
+    release` rendered them: those cells still run (what they define stays), but are not drawn again.
+    """
     limits = judge.limits
+    figures_drawn = figures_drawn or {}
     for cell in nb.cells:
         if not is_test_cell(cell):
             for note in clean_cell(cell, limits.cell_source_chars):
@@ -84,6 +91,9 @@ def run_notebook(nb, judge, files, log):
                 context.cell = cell
                 cell.outputs = run_test_cell(cell.source, context)
                 cell.execution_count = count
+            elif is_figure_cell(cell) and grade_id(cell) in figures_drawn:
+                outputs, cell.execution_count = _run_student_cell(session, cell.source, count, draw=False)
+                cell.outputs = budget.keep(outputs + figures_drawn[grade_id(cell)])
             else:
                 outputs, cell.execution_count = _run_student_cell(session, cell.source, count)
                 cell.outputs = budget.keep(outputs)
@@ -107,12 +117,12 @@ def _hidden_checks(pending, context, limits):
     return [nbformat.v4.new_output("execute_result", data=report.bundle(), execution_count=None)]
 
 
-def _run_student_cell(session, source, count):
+def _run_student_cell(session, source, count, draw=True):
     """(raw outputs, execution count) of one student cell (outputs as the sandbox sent them: untrusted)."""
     if not source.strip():
         return [], None
     try:
-        reply = session.run_cell(source)
+        reply = session.run_cell(source, draw)
     except SessionEnded as ended:
         return [{"output_type": "error", "ename": "NotebookStopped", "evalue": f"this cell did not run: {ended.reason}"}], count
     return reply.get("outputs", []), count

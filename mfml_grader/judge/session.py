@@ -170,8 +170,9 @@ class Session:
             raise protocol.ProtocolError("an answer came out of turn (did the notebook fork a process that kept running?)")
         return reply, result
 
-    def run_cell(self, source):
-        reply, _ = self.request({"op": "run", "source": source, "output_limit": self.judge.limits.output_chars})
+    def run_cell(self, source, draw=True):
+        """Run one cell; `draw=False` closes its figures without drawing them."""
+        reply, _ = self.request({"op": "run", "source": source, "output_limit": self.judge.limits.output_chars, "draw": draw})
         if reply.get("timed_out"):
             reply.setdefault("outputs", []).append({"output_type": "error", "ename": "CellTimeoutError",
                                                     "evalue": f"this cell was stopped after {reply['timed_out']:.0f} s (time limit)", "traceback": []})

@@ -125,12 +125,16 @@ class CellShell(InteractiveShell):
             self.outputs.items.append({"output_type": "error", "ename": getattr(etype, "__name__", str(etype)),
                                        "evalue": str(evalue)[:2000], "traceback": [line[:2000] for line in stb[-40:]]})
 
-    def run(self, source, limit):
+    def run(self, source, limit, draw=True):
+        """Run one cell; its figures become PNG outputs (`draw`), or are closed undrawn (the grader has them)."""
         self.outputs = _Outputs(limit)
         sys.stdout, sys.stderr = _Stream(self, "stdout"), _Stream(self, "stderr")
         try:
             result = self.run_cell(source, store_history=True)
-            self.show_figures()
+            if draw:
+                self.show_figures()
+            else:
+                figures.close_figures()
         finally:
             outputs, self.outputs = self.outputs, None
         failed = result.error_before_exec is not None or result.error_in_exec is not None
@@ -218,7 +222,7 @@ def _answer(message, value, shell, student, sock, fds):
                     handle.write(data.numpy().tobytes())
         return {"ok": True}
     if op == "run":
-        return {"ok": True, **shell.run(message["source"], message["output_limit"])}
+        return {"ok": True, **shell.run(message["source"], message["output_limit"], bool(message.get("draw", True)))}
     if op == "names":
         return {"ok": True, "kinds": {n: _describe(shell.user_ns[n]) if n in shell.user_ns else "missing" for n in message["names"]}}
     if op == "get":
