@@ -3,7 +3,8 @@
 Inputs are seeded, non-square (T_q != T_k != d, out != in) so that a missing transpose cannot pass
 by luck, in float32 and float64, with and without batch dims (2-D-only code fails there). Worked
 examples do not hide factors (alpha not divisible by r, a 3 x 3 softmax so that a missing keepdim
-shows in the values); edge inputs the spec allows are checked too (all-zero vectors for l2_norm).
+shows in the values); edge inputs the spec allows are checked too (all-zero vectors for l2_norm). PCA's components are
+compared up to the sign of each one (a principal direction has no preferred sign).
 Tolerances: mfml_grader.compare.
 """
 
@@ -15,7 +16,8 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mfml_grader.exercise import CheckFailed, Exercise, Mistake, randn
+from mfml_grader.compare import describe, difference, tolerance_for
+from mfml_grader.exercise import CheckFailed, Exercise, Mistake, randn, seeded
 from mfml_grader.strategies import GRADING, shapes, tensor_and_dim
 
 SOFTMAX_APIS = (
@@ -472,3 +474,186 @@ class TestLoraForward(Exercise):
     def test_zero_B_is_the_frozen_layer(self, student):
         """with B = 0 (LoRA's initialisation) the output is x Wᵀ"""
         self.expect(student, randn(3, 5, seed=78), randn(4, 5, seed=79), randn(2, 5, seed=80), torch.zeros(4, 2), 5)
+
+
+class TestPca(Exercise):
+    function = "pca"
+    forbidden = ("torch.pca_lowrank", "torch.cov", "torch.Tensor.cov", "sklearn.decomposition.*")
+    mistakes = (
+        Mistake("not centred", "subtract the column means first, Xc = X - X.mean(0, keepdim=True): PCA describes the spread around the mean.",
+                lambda X, k: _pca_parts(X, k, centre=lambda X: X)),
+        Mistake("centred by the mean of all entries", "subtract each column's own mean, X.mean(0) of shape (d,), not the single number X.mean().",
+                lambda X, k: _pca_parts(X, k, centre=lambda X: X - X.mean())),
+        Mistake("centred each row (mean over dim 1)", "X is (N, d) with one sample per row: subtract the mean over the samples, X.mean(0), from every row.",
+                lambda X, k: _pca_parts(X, k, centre=lambda X: X - X.mean(1, keepdim=True))),
+        Mistake("divided by N instead of N - 1", "the sample covariance divides by N - 1: explained_variance = S² / (N - 1).",
+                lambda X, k: _pca_parts(X, k, variance=lambda S, N: S ** 2 / N)),
+        Mistake("singular values returned instead of variances", "the variance along component i is σᵢ² / (N - 1), not σᵢ: square and divide.",
+                lambda X, k: _pca_parts(X, k, variance=lambda S, N: S)),
+        Mistake("S / √(N - 1) (standard deviations, not variances)", "σᵢ / √(N - 1) is the standard deviation along component i; the variance is its square, σᵢ² / (N - 1).",
+                lambda X, k: _pca_parts(X, k, variance=lambda S, N: S / math.sqrt(N - 1))),
+        Mistake("S² not divided by N - 1", "σᵢ² is the sum of squares along component i: divide it by N - 1 to get the sample variance.",
+                lambda X, k: _pca_parts(X, k, variance=lambda S, N: S ** 2)),
+        Mistake("ascending order (eigh's order not reversed)", "torch.linalg.eigh sorts eigenvalues in ASCENDING order: reverse the eigenvalues and the eigenvector "
+                "columns (.flip(-1)) so that the largest variance comes first.",
+                lambda X, k: _pca_parts(X, k, keep=lambda m: list(range(k - 1, -1, -1)))),
+        Mistake("kept the k smallest-variance directions", "the principal components carry the LARGEST variances; torch.linalg.eigh sorts ascending, so they are its last k columns, reversed.",
+                lambda X, k: _pca_parts(X, k, keep=lambda m: list(range(X.shape[1] - 1, X.shape[1] - 1 - k, -1)), smallest=True)),
+        Mistake("components as columns (d, k)", "return one component per ROW, shape (k, d): the rows Vh[:k] of the SVD, or the transposed eigenvector columns.",
+                lambda X, k: _pca_parts(X, k, columns=True)),
+        Mistake("components taken from U instead of V", "U (N, ·) holds the samples' coordinates; the directions in feature space are the rows of Vh, shape (k, d).",
+                lambda X, k: _pca_parts(X, k, from_u=True)),
+        Mistake("projected from uncentred X", "project the CENTRED data: projected = (X - mean) @ components.T.",
+                lambda X, k: _pca_parts(X, k, project=lambda X, Xc, C: X @ C.mT)),
+        Mistake("k ignored (every component returned)", "keep only the first k components, variances and projected columns: [:k].",
+                lambda X, k: _pca_parts(X, k, keep=lambda m: list(range(m)))),
+    )
+
+    @staticmethod
+    def reference(X, k):
+        return _pca_parts(X, k)
+
+    def expect(self, student, X, k):
+        """Check pca(X, k) against the reference, each component up to its sign, and return the student's result.
+
+        In order: three tensors of the right shapes and dtype, the variances (values and order), orthonormal
+        rows, the rank-k reconstruction projected @ components (sign-free), then each component and its
+        column of projected with the sign of the reference's component.
+        """
+        want = self.reference(X.double(), k)
+        got = self.call(student, X, k)
+        call, dtype = self.describe_call((X, k), {}), X.dtype
+        N, d = X.shape
+        shapes = {"components": (k, d), "explained_variance": (k,), "projected": (N, k)}
+        if not isinstance(got, (tuple, list)) or len(got) != 3:
+            raise CheckFailed(f"{call} should return a tuple (components, explained_variance, projected), got {describe(got)}")
+        for (name, shape), value in zip(shapes.items(), got):
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+                what = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else describe(value)
+                raise CheckFailed(f"{call}: {name} should have shape {shape}, got {what}", self._diagnose(got, X, k, dtype))
+            if value.dtype != dtype:
+                raise CheckFailed(f"{call}: {name} has dtype {value.dtype}, expected {dtype} (the dtype of X)")
+        components, variance, projected = (value.detach().double() for value in got)
+        aligned = _aligned((components, variance, projected), want)
+        steps = (
+            ("explained_variance", variance, want[1]),
+            ("components @ components.T (the rows must be orthonormal)", components @ components.mT, torch.eye(k, dtype=torch.float64)),
+            ("projected @ components (the rank-k reconstruction of the centred data)", projected @ components, want[2] @ want[0]),
+            ("components (each row up to its sign)", aligned[0], want[0]),
+            ("projected (each column with the sign of its component)", aligned[2], want[2]),
+        )
+        for name, value, expected in steps:
+            problem = difference(value.to(dtype), expected, dtype, path=name)
+            if problem:
+                raise CheckFailed(f"{call}: {problem}", self._diagnose(got, X, k, dtype))
+        return got
+
+    def _diagnose(self, got, X, k, dtype):
+        """The first mistake whose result equals the student's, both with each component's sign made canonical."""
+        mine, tolerance = _canonical(got, k), {torch.float64: tolerance_for(dtype)}     # both in float64, at the student's tolerance
+        for mistake in self.mistakes:
+            try:
+                wrong = _canonical(mistake.compute(X.double(), k), k)
+            except Exception:  # noqa: BLE001 - a mistake that cannot run on these inputs does not match
+                continue
+            if difference(mine, wrong, torch.float64, tolerance=tolerance) is None:
+                return mistake
+        return None
+
+    def test_worked_example(self, student):
+        """worked example: 6 points in 3-D around the mean (2, 1, 3); k=2 gives variances 40 and 10 along ±(0.6, 0.8, 0) and ±(-0.8, 0.6, 0)"""
+        X = torch.tensor([[8.0, 9.0, 3.0], [-4.0, -7.0, 3.0], [-2.0, 4.0, 3.0], [6.0, -2.0, 3.0], [2.0, 1.0, 5.0], [2.0, 1.0, 1.0]])
+        self.expect(student, X, 2)
+
+    def test_tall_float32(self, student):
+        """N=24 samples, d=6 features, k=3, float32"""
+        self.expect(student, _pca_data(24, 6, seed=90, offset=3.0), 3)
+
+    def test_wide_float64(self, student):
+        """fewer samples than features: N=7, d=12, k=3, float64"""
+        self.expect(student, _pca_data(7, 12, seed=91, offset=2.0, dtype=torch.float64), 3)
+
+    def test_one_component(self, student):
+        """k=1 of N=10 samples in d=4, float64"""
+        self.expect(student, _pca_data(10, 4, seed=92, offset=-5.0, dtype=torch.float64), 1)
+
+    def test_large_mean_float64(self, student):
+        """column means near 10⁴ and a spread of a few units (not centring is far off), N=15, d=5, k=2, float64"""
+        self.expect(student, _pca_data(15, 5, seed=93, offset=1e4, dtype=torch.float64), 2)
+
+    def test_large_mean_float32(self, student):
+        """column means in the hundreds, float32 (values on a 1/64 grid, so that the column means are exact), N=16, d=4, k=2"""
+        X = _pca_data(16, 4, seed=94, offset=200.0, dtype=torch.float64)
+        self.expect(student, ((X * 64).round() / 64).float(), 2)
+
+    def test_shifting_the_data_changes_nothing(self, student):
+        """pca(X + c) = pca(X) for any shift c of every sample: PCA sees only the spread around the mean, float64"""
+        X = _pca_data(11, 5, seed=95, offset=0.0, dtype=torch.float64)              # column means 0 (up to rounding)
+        before = self.expect(student, X, 3)
+        shift = torch.tensor([40.0, -25.0, 10.0, 0.0, 75.0], dtype=torch.float64)
+        after = self.call(student, X + shift, 3)
+        if not (isinstance(after, (tuple, list)) and len(after) == 3
+                and all(isinstance(a, torch.Tensor) and a.shape == b.shape for a, b in zip(after, before))):
+            raise CheckFailed(f"pca(X + c, 3) returned {describe(after)}, not the three tensors of the shapes pca(X, 3) returned")
+        before = tuple(b.double() for b in before)
+        problem = difference(_aligned(tuple(a.double() for a in after), before), before, torch.float64)
+        if problem:
+            raise CheckFailed(f"pca(X + c, 3) with c = {shift.tolist()} differs from pca(X, 3) (up to the sign of each component): {problem}. "
+                              "Adding the same vector to every sample moves the mean, not the spread.", self._diagnose(after, X + shift, 3, torch.float64))
+
+
+def _pca_parts(X, k, centre=None, variance=None, keep=None, smallest=False, columns=False, from_u=False, project=None):
+    """(components (k, d), explained_variance (k,), projected (N, k)) from the SVD of the centred data; the
+    keyword arguments make the broken versions above (how X is centred, S turned into variances, which
+    components are kept and in which order, their layout, what is projected)."""
+    N, d = X.shape
+    Xc = X - X.mean(0, keepdim=True) if centre is None else centre(X)              # (N, d)
+    U, S, Vh = torch.linalg.svd(Xc, full_matrices=smallest)                         # (N, m), (m,), (m, d)
+    S = torch.cat([S, S.new_zeros(d - len(S))]) if smallest else S                  # eigh's eigenvalues: d of them
+    index = list(range(k)) if keep is None else keep(len(S))
+    components = Vh[index]                                                          # (k, d)
+    explained = S[index] ** 2 / (N - 1) if variance is None else variance(S[index], N)
+    projected = Xc @ components.mT if project is None else project(X, Xc, components)   # (N, k)
+    if columns:
+        components = components.mT                                                  # (d, k)
+    if from_u:
+        components = U[:, index].mT                                                 # (k, N)
+    return components, explained, projected
+
+
+def _aligned(result, want):
+    """`result` with each component (row) and its column of projected flipped to point like `want`'s."""
+    components, variance, projected = result
+    sign = torch.where((components * want[0]).sum(-1) < 0, -1.0, 1.0).to(components.dtype)   # (k,)
+    return components * sign[:, None], variance, projected * sign
+
+
+def _canonical(result, k):
+    """`result` with each component's sign fixed by a fixed reference direction (for naming mistakes only):
+    components as rows, or as columns when they come as (d, k); projected's columns follow."""
+    if not isinstance(result, (tuple, list)) or len(result) != 3 or not all(isinstance(v, torch.Tensor) for v in result):
+        return result
+    components, variance, projected = (v.detach().double() for v in result)
+    if components.dim() != 2:
+        return components, variance, projected
+    as_columns = components.shape[1] == k and components.shape[0] != k
+    vectors = components.mT if as_columns else components                          # one component per row
+    direction = torch.sin(1.7 * torch.arange(1, vectors.shape[1] + 1, dtype=torch.float64) + 0.3)
+    sign = torch.where(vectors @ direction < 0, -1.0, 1.0).double()
+    components = components * (sign if as_columns else sign[:, None])
+    if projected.dim() == 2 and projected.shape[1] == len(sign):
+        projected = projected * sign
+    return components, variance, projected
+
+
+def _pca_data(N, d, seed, offset, dtype=torch.float32):
+    """N samples in d dims whose PCA is known and well separated: centred data U diag(σ) Vᵀ with orthonormal,
+    zero-mean U and σ² / (N - 1) = 36, 16, 6.25, 2.25, 1, ..., plus column means around `offset`."""
+    g = seeded(seed)
+    m = min(N - 1, d)
+    U = torch.randn(N, m, generator=g, dtype=torch.float64)
+    U, _ = torch.linalg.qr(U - U.mean(0))                                           # (N, m), columns sum to 0
+    V, _ = torch.linalg.qr(torch.randn(d, m, generator=g, dtype=torch.float64))     # (d, m)
+    sigma = torch.tensor([6.0, 4.0, 2.5, 1.5, 1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08], dtype=torch.float64)[:m] * math.sqrt(N - 1)
+    mean = offset * (1.0 + 0.5 * torch.randn(d, generator=g, dtype=torch.float64))   # (d,)
+    return ((U * sigma) @ V.mT + mean).to(dtype)

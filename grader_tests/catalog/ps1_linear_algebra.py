@@ -458,3 +458,163 @@ def attention(q, k, v, causal=False):
     return sdpa(q, k, v, is_causal=causal)
 '''),
 ]
+
+# -- pca: centring, the N - 1, the order and the layout are the student's
+MUTANTS += [
+    Mutant("pca", "not centred", '''
+def pca(X, k):
+    U, S, Vh = torch.linalg.svd(X, full_matrices=False)
+    components = Vh[:k]
+    return components, S[:k] ** 2 / (X.shape[0] - 1), X @ components.T
+'''),
+    Mutant("pca", "centred by the mean of all entries", '''
+def pca(X, k):
+    Xc = X - X.mean()
+    U, S, Vh = torch.linalg.svd(Xc, full_matrices=False)
+    return Vh[:k], S[:k] ** 2 / (len(X) - 1), Xc @ Vh[:k].T
+'''),
+    Mutant("pca", "centred each row (mean over dim 1)", '''
+def pca(X, k):
+    Xc = X - X.mean(dim=1, keepdim=True)
+    U, S, Vh = torch.linalg.svd(Xc, full_matrices=False)
+    return Vh[:k], S[:k] ** 2 / (X.shape[0] - 1), Xc @ Vh[:k].T
+'''),
+    Mutant("pca", "divided by N instead of N - 1", '''
+def pca(X, k):
+    N = X.shape[0]
+    Xc = X - X.mean(0)
+    evals, evecs = torch.linalg.eigh(Xc.T @ Xc / N)      # the population covariance
+    evals, evecs = evals.flip(0), evecs.flip(1)
+    components = evecs[:, :k].T
+    return components, evals[:k], Xc @ components.T
+'''),
+    Mutant("pca", "singular values returned instead of variances", '''
+def pca(X, k):
+    Xc = X - X.mean(dim=0, keepdim=True)
+    U, S, Vh = torch.linalg.svd(Xc, full_matrices=False)
+    return Vh[:k], S[:k], Xc @ Vh[:k].T
+'''),
+    Mutant("pca", "S / √(N - 1) (standard deviations, not variances)", '''
+def pca(X, k):
+    N = X.shape[0]
+    Xc = X - X.mean(dim=0, keepdim=True)
+    U, S, Vh = torch.linalg.svd(Xc / math.sqrt(N - 1), full_matrices=False)   # covariance = (Xc/√(N-1))ᵀ (Xc/√(N-1))
+    return Vh[:k], S[:k], Xc @ Vh[:k].T
+'''),
+    Mutant("pca", "S² not divided by N - 1", '''
+def pca(X, k):
+    Xc = X - X.mean(0)
+    evals, evecs = torch.linalg.eigh(Xc.T @ Xc)
+    order = torch.argsort(evals, descending=True)[:k]
+    components = evecs[:, order].T
+    return components, evals[order], Xc @ components.T
+'''),
+    Mutant("pca", "ascending order (eigh's order not reversed)", '''
+def pca(X, k):
+    N = X.shape[0]
+    Xc = X - X.mean(dim=0)
+    cov = Xc.T @ Xc / (N - 1)                  # (d, d)
+    evals, evecs = torch.linalg.eigh(cov)
+    components = evecs[:, -k:].T               # the k largest
+    return components, evals[-k:], Xc @ components.T
+'''),
+    Mutant("pca", "kept the k smallest-variance directions", '''
+def pca(X, k):
+    Xc = X - X.mean(dim=0)
+    cov = Xc.T @ Xc / (X.shape[0] - 1)
+    evals, evecs = torch.linalg.eigh(cov)
+    components = evecs[:, :k].T
+    return components, evals[:k], Xc @ components.T
+'''),
+    Mutant("pca", "components as columns (d, k)", '''
+def pca(X, k):
+    Xc = X - X.mean(dim=0)
+    U, S, Vh = torch.linalg.svd(Xc, full_matrices=False)
+    V = Vh.T[:, :k]                            # (d, k): the principal directions
+    return V, S[:k] ** 2 / (X.shape[0] - 1), Xc @ V
+'''),
+    Mutant("pca", "components taken from U instead of V", '''
+def pca(X, k):
+    Xc = X - X.mean(dim=0)
+    U, S, Vh = torch.linalg.svd(Xc, full_matrices=False)
+    return U[:, :k].T, S[:k] ** 2 / (X.shape[0] - 1), U[:, :k] * S[:k]
+'''),
+    Mutant("pca", "projected from uncentred X", '''
+def pca(X, k):
+    mean = X.mean(dim=0)
+    U, S, Vh = torch.linalg.svd(X - mean, full_matrices=False)
+    components = Vh[:k]
+    return components, S[:k] ** 2 / (X.shape[0] - 1), X @ components.T
+'''),
+    Mutant("pca", "k ignored (every component returned)", '''
+def pca(X, k):
+    Xc = X - X.mean(dim=0)
+    U, S, Vh = torch.linalg.svd(Xc, full_matrices=False)
+    return Vh, S ** 2 / (X.shape[0] - 1), Xc @ Vh.T
+'''),
+    Mutant("pca", "input modified in place", '''
+def pca(X, k):
+    X -= X.mean(dim=0)                         # centre
+    U, S, Vh = torch.linalg.svd(X, full_matrices=False)
+    return Vh[:k], S[:k] ** 2 / (X.shape[0] - 1), X @ Vh[:k].T
+'''),
+]
+VARIANTS += [
+    Variant("pca", "eigh of the covariance, reversed", '''
+def pca(X, k):
+    N = X.shape[0]
+    Xc = X - X.mean(dim=0, keepdim=True)        # (N, d)
+    cov = Xc.T @ Xc / (N - 1)                   # (d, d)
+    evals, evecs = torch.linalg.eigh(cov)       # ascending
+    evals, evecs = evals.flip(0), evecs.flip(1)
+    components = evecs[:, :k].T                 # (k, d)
+    return components, evals[:k], Xc @ components.T
+'''),
+    Variant("pca", "SVD of Xcᵀ: components from U, projections from Vh", '''
+def pca(X, k):
+    Xc = X - X.sum(0) / X.shape[0]
+    U, S, Vh = torch.linalg.svd(Xc.T, full_matrices=False)   # Xcᵀ = U S Vh, U (d, m)
+    return U[:, :k].T.contiguous(), S[:k].square() / (X.shape[0] - 1), Vh[:k].T * S[:k]
+'''),
+    Variant("pca", "eigh with argsort, variances measured on the projections", '''
+def pca(X, k):
+    Xc = X - X.mean(0)
+    evals, evecs = torch.linalg.eigh(torch.einsum("ni,nj->ij", Xc, Xc))
+    top = torch.argsort(evals, descending=True)[:k]
+    components = evecs[:, top].T
+    projected = Xc @ components.T
+    return components, projected.var(dim=0), projected
+'''),
+    Variant("pca", "explicit loop over the components of the SVD", '''
+def pca(X, k):
+    N, d = X.shape
+    mean = X.mean(dim=0)
+    Xc = X - mean.unsqueeze(0)
+    _, S, Vh = torch.linalg.svd(Xc)
+    components = torch.stack([Vh[i] for i in range(k)])
+    variances = torch.stack([S[i] * S[i] / (N - 1) for i in range(k)])
+    projected = torch.stack([Xc @ components[i] for i in range(k)], dim=1)
+    return components, variances, projected
+'''),
+]
+FORBIDDEN += [
+    Forbidden("pca", "torch.pca_lowrank", '''
+def pca(X, k):
+    U, S, V = torch.pca_lowrank(X, q=k, center=True)
+    Xc = X - X.mean(0)
+    return V.T, S ** 2 / (X.shape[0] - 1), Xc @ V
+'''),
+    Forbidden("pca", "torch.cov", '''
+def pca(X, k):
+    evals, evecs = torch.linalg.eigh(torch.cov(X.T))
+    components = evecs.flip(1)[:, :k].T
+    return components, evals.flip(0)[:k], (X - X.mean(0)) @ components.T
+'''),
+    Forbidden("pca", "sklearn.decomposition.PCA", '''
+def pca(X, k):
+    from sklearn.decomposition import PCA
+    model = PCA(n_components=k).fit(X.numpy())
+    components = torch.from_numpy(model.components_).to(X.dtype)
+    return components, torch.from_numpy(model.explained_variance_).to(X.dtype), (X - X.mean(0)) @ components.T
+'''),
+]
