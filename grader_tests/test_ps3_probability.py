@@ -1,4 +1,4 @@
-"""Hidden checks for ps3_probability: log-probabilities, cross-entropy, MLE, KL and sampling.
+"""Hidden checks for ps3_probability: log-probabilities, cross-entropy, MLE, MAP, KL and sampling.
 
 Shapes are non-square (N != C), in float32 and float64, with `dim` other than -1 where there is a
 dim. Stability inputs (logits near 1000, or 1000 apart in one row) are checked in float64 at the
@@ -8,7 +8,11 @@ torch.distributions clamps tiny probabilities. Samplers are checked by their dis
 (chi-square over seeded draws), determinism under a seeded generator and the temperature limits,
 never draw by draw against one reference sampler. The Gaussian MLE also sees float32 data far
 from 0 (1e4 + N(0, 1), where a one-pass E[x²] − μ² cancels), and cross_entropy's reductions must
-be 0-d tensors, as the spec says. Tolerances: mfml_grader.compare.
+be 0-d tensors, as the spec says. The Gaussian posterior accepts 0-d tensors or Python numbers,
+sees N = 0 (the prior) and must give the same answer in two updates as in one. MAP linear regression
+sees N != d, N < d and nearly collinear features (where least squares is ~400 and the prior matters),
+variances whose ratio is not hidden by a 1, and a float32 tolerance of 1e-4 (a float32 solve loses
+about cond x eps). Tolerances: mfml_grader.compare.
 """
 
 import contextlib
@@ -17,7 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mfml_grader.compare import difference, matches
+from mfml_grader.compare import describe, difference, matches
 from mfml_grader.exercise import CheckFailed, Exercise, Mistake, modified, randn, seeded
 
 SOFTMAX_APIS = (
@@ -355,6 +359,253 @@ class TestGaussianMle(Exercise):
                 raise CheckFailed(f"log-likelihood of the 9 samples at your (mu, var) = ({mu:.4f}, {var:.4f}) is {best:.5f}, but "
                                   f"({mu2:.4f}, {var2:.4f}) gives {other:.5f}: your estimate is not the maximum",
                                   self.diagnose(got, (x,), {}, torch.float64))
+
+
+# -- gaussian_posterior -----------------------------------------------------------------------
+
+def _posterior(x, prior_mean, prior_var, noise_var):
+    """Conjugate update of a Gaussian mean: precisions add, the mean is precision-weighted."""
+    var = 1.0 / (1.0 / prior_var + x.shape[0] / noise_var)
+    return var * (prior_mean / prior_var + x.sum() / noise_var), torch.tensor(var, dtype=x.dtype)
+
+
+def _posterior_with_noise(noise_var_of):
+    """The posterior computed with `noise_var_of(x)` in place of the known noise variance."""
+    return lambda x, prior_mean, prior_var, noise_var: _posterior(x, prior_mean, prior_var, noise_var_of(x))
+
+
+def _posterior_one_observation(x, prior_mean, prior_var, noise_var, total=False):
+    """N ignored: the precision of one observation, fed the sample mean (or the sum)."""
+    var = 1.0 / (1.0 / prior_var + 1.0 / noise_var)
+    return var * (prior_mean / prior_var + (x.sum() if total else x.mean()) / noise_var), torch.tensor(var, dtype=x.dtype)
+
+
+def _posterior_variances_added(x, prior_mean, prior_var, noise_var, right_mean=False):
+    var = prior_var + noise_var / x.shape[0]
+    mean = _posterior(x, prior_mean, prior_var, noise_var)[0] if right_mean else var * (prior_mean / prior_var + x.sum() / noise_var)
+    return mean, torch.tensor(var, dtype=x.dtype)
+
+
+def _posterior_weights_swapped(x, prior_mean, prior_var, noise_var):
+    """Each mean weighted by its own variance: (τ² μ0 + (σ²/N) x̄) / (τ² + σ²/N)."""
+    data_var = noise_var / x.shape[0]
+    mean = (prior_var * prior_mean + data_var * x.mean()) / (prior_var + data_var)
+    return mean, _posterior(x, prior_mean, prior_var, noise_var)[1]
+
+
+def _posterior_mean_of_empty(x, prior_mean, prior_var, noise_var):
+    """Σ x written as N · x.mean(): right for N >= 1, nan for N = 0."""
+    mean, var = _posterior(x, prior_mean, prior_var, noise_var)
+    return var * (prior_mean / prior_var + x.shape[0] * x.mean() / noise_var), var
+
+
+def _sample_variance(x, correction):
+    return ((x - x.mean()).square().sum() / (x.shape[0] - correction)).item()
+
+
+def _pair(result):
+    """(mean, var) as Python floats, or a failed check saying the result is not such a pair."""
+    try:
+        mean, var = (float(v) for v in result)
+    except (TypeError, ValueError, RuntimeError):
+        raise CheckFailed(f"gaussian_posterior should return a pair of numbers (mean, var), got {describe(result)}") from None
+    return mean, var
+
+
+POSTERIOR_N_IGNORED = "N ignored (the precision of one observation)"
+POSTERIOR_EMPTY = Mistake("x.mean() of an empty x is nan (N = 0)", "with no data the posterior is the prior: use x.sum() (0 for an empty x) and N = x.shape[0], "
+                          "not x.mean(), which is nan when N = 0.", _posterior_mean_of_empty)
+
+
+class TestGaussianPosterior(Exercise):
+    function = "gaussian_posterior"
+    mistakes = (
+        Mistake(POSTERIOR_N_IGNORED, "N observations add N / noise_var to the precision: 1 / var = 1 / prior_var + N / noise_var.",
+                _posterior_one_observation),
+        Mistake(POSTERIOR_N_IGNORED, "N observations add N / noise_var to the precision: 1 / var = 1 / prior_var + N / noise_var.",
+                lambda *args: _posterior_one_observation(*args, total=True)),
+        Mistake("variances added instead of precisions", "combining information adds precisions (inverse variances): 1 / var = 1 / prior_var + N / noise_var; "
+                "the posterior is narrower than the prior, never wider.", _posterior_variances_added),
+        Mistake("variances added instead of precisions", "combining information adds precisions (inverse variances): 1 / var = 1 / prior_var + N / noise_var; "
+                "the posterior is narrower than the prior, never wider.", lambda *args: _posterior_variances_added(*args, right_mean=True)),
+        Mistake("prior ignored (the MLE: x̄ and noise_var / N)", "the posterior combines the prior with the data: mean = var · (prior_mean / prior_var + Σx / noise_var), "
+                "1 / var = 1 / prior_var + N / noise_var.",
+                lambda x, prior_mean, prior_var, noise_var: (x.mean(), torch.tensor(noise_var / x.shape[0], dtype=x.dtype))),
+        Mistake("prior_mean ignored (taken as 0)", "the prior pulls towards prior_mean, not towards 0: add prior_mean / prior_var inside the bracket.",
+                lambda x, prior_mean, prior_var, noise_var: _posterior(x, 0.0, prior_var, noise_var)),
+        Mistake("means weighted by their variances, not their precisions", "the more certain source gets the larger weight: weight prior_mean by 1 / prior_var and "
+                "x̄ by N / noise_var (precisions), not by the variances.", _posterior_weights_swapped),
+        Mistake("spread of x used instead of the known noise_var", "the noise variance is given (noise_var): use it, not the sample variance of x.",
+                _posterior_with_noise(lambda x: _sample_variance(x, 1))),
+        Mistake("spread of x used instead of the known noise_var", "the noise variance is given (noise_var): use it, not the sample variance of x.",
+                _posterior_with_noise(lambda x: _sample_variance(x, 0))),
+        Mistake("standard deviation instead of variance", "return the posterior variance 1 / (1 / prior_var + N / noise_var), without a square root.",
+                lambda *args: (lambda mean, var: (mean, var.sqrt()))(*_posterior(*args))),
+        Mistake("(var, mean) returned in the wrong order", "return the pair as (mean, var).",
+                lambda *args: _posterior(*args)[::-1]),
+        POSTERIOR_EMPTY,
+    )
+
+    @staticmethod
+    def reference(x, prior_mean, prior_var, noise_var):
+        return _posterior(x, prior_mean, prior_var, noise_var)
+
+    def test_worked_example(self, student):
+        """worked example: x = [2, 4, 9], prior N(0.5, 2), noise_var 4 give (3.2, 0.8)"""
+        self.expect(student, torch.tensor([2.0, 4.0, 9.0]), 0.5, 2.0, 4.0)
+
+    def test_float64(self, student):
+        """25 samples of N(2, 1.5²), prior N(−1, 0.5), noise_var 2.25, float64"""
+        self.expect(student, randn(25, seed=700, dtype=torch.float64, scale=1.5, shift=2.0), -1.0, 0.5, 2.25)
+
+    def test_float32_many_samples(self, student):
+        """400 samples of N(−4, 3²), prior N(1, 4), noise_var 9, float32: the data dominate"""
+        self.expect(student, randn(400, seed=701, scale=3.0, shift=-4.0), 1.0, 4.0, 9.0)
+
+    def test_confident_prior(self, student):
+        """a confident prior N(−1, 0.01) against 10 samples near 5 (noise_var 1.5, float64)"""
+        self.expect(student, randn(10, seed=702, dtype=torch.float64, shift=5.0), -1.0, 0.01, 1.5)
+
+    def test_one_sample(self, student):
+        """one sample x = [3] (N = 1), prior N(1, 3), noise_var 0.5, float64"""
+        self.expect(student, torch.tensor([3.0], dtype=torch.float64), 1.0, 3.0, 0.5)
+
+    def test_no_data_is_the_prior(self, student):
+        """no data (N = 0): the posterior is the prior N(−0.7, 1.3) (float64)"""
+        args = (torch.zeros(0, dtype=torch.float64), -0.7, 1.3, 2.0)
+        got = self.call(student, *args)
+        problem = difference(got, self.reference(*args), torch.float64)
+        if problem:
+            raise CheckFailed(f"{self.describe_call(args, {})}: {problem}; with no data the posterior is the prior, (−0.7, 1.3)",
+                              self.diagnose(got, args, {}, torch.float64, sole=True))
+
+    def test_sequential_updates(self, student):
+        """updating on 6 samples, then on 9 more with that posterior as the prior, equals one update on all 15"""
+        x = randn(15, seed=703, dtype=torch.float64, scale=2.0, shift=1.0)
+        whole = _pair(self.call(student, x, 0.5, 1.5, 4.0))
+        mean, var = _pair(self.call(student, x[:6], 0.5, 1.5, 4.0))
+        again = self.call(student, x[6:], mean, var, 4.0)
+        problem = difference(again, whole, torch.float64)
+        if problem:
+            raise CheckFailed(f"the posterior of the first 6 samples, ({mean:.6g}, {var:.6g}), used as the prior of the other 9 should give your "
+                              f"posterior of all 15, ({whole[0]:.6g}, {whole[1]:.6g}): {problem}. Bayes' rule applied in two steps gives the "
+                              f"same answer (yesterday's posterior is today's prior)", self.diagnose(again, (x[6:], mean, var, 4.0), {}, torch.float64))
+        self.expect(student, x, 0.5, 1.5, 4.0)
+
+
+# -- map_linear_regression --------------------------------------------------------------------
+
+def _ridge(X, y, lam, gram=None, rhs=None, shift=None):
+    """Solve (XᵀX + λI) w = Xᵀy, or a broken variant of it."""
+    A = X.T @ X if gram is None else gram
+    A = A + lam * torch.eye(A.shape[0], dtype=X.dtype) if shift is None else A + shift
+    return torch.linalg.solve(A, X.T @ y if rhs is None else rhs)
+
+
+def _with_lambda(lam_of):
+    return lambda X, y, noise_var, prior_var: _ridge(X, y, lam_of(noise_var, prior_var))
+
+
+MAP_GRAM_TRANSPOSED = Mistake("X Xᵀ (N, N) instead of Xᵀ X (d, d)", "X is (N, d): the matrix to solve with is XᵀX + λI, which is (d, d), "
+                              "and the right-hand side is Xᵀy (d,).",
+                              lambda X, y, noise_var, prior_var: _ridge(X, y, noise_var / prior_var, gram=X @ X.T))
+SQUARE_PROBE = (randn(4, 4, seed=619, dtype=torch.float64), randn(4, seed=618, dtype=torch.float64), 0.5, 2.0)
+
+
+class TestMapLinearRegression(Exercise):
+    function = "map_linear_regression"
+    # A float32 solve loses about cond(XᵀX + λI) x eps: solve, inv, pinv, Cholesky, lstsq on the
+    # augmented system, the dual form and gradient descent all stay within 1.3e-6 (relative) of the
+    # float64 reference here, and room is left for iterative solvers; every mistake is off by >= 3e-3.
+    tolerance = {torch.float32: 1e-4}
+    mistakes = (
+        Mistake("no prior (plain least squares)", "the prior adds λ = noise_var / prior_var to the diagonal: solve (XᵀX + λI) w = Xᵀy.",
+                _with_lambda(lambda noise_var, prior_var: 0.0)),
+        Mistake("ratio inverted (λ = prior_var / noise_var)", "λ = σ² / τ² = noise_var / prior_var: more noise or a tighter prior shrinks more.",
+                _with_lambda(lambda noise_var, prior_var: prior_var / noise_var)),
+        Mistake("λ = 1 / prior_var (noise_var left out)", "the likelihood term is ‖y − Xw‖² / (2 noise_var): multiplying through by noise_var gives "
+                "λ = noise_var / prior_var, not 1 / prior_var.", _with_lambda(lambda noise_var, prior_var: 1.0 / prior_var)),
+        Mistake("λ = noise_var · prior_var", "λ = noise_var / prior_var: divide by the prior variance.",
+                _with_lambda(lambda noise_var, prior_var: noise_var * prior_var)),
+        Mistake("λ² on the diagonal", "add λ = noise_var / prior_var itself to the diagonal, not its square.",
+                _with_lambda(lambda noise_var, prior_var: (noise_var / prior_var) ** 2)),
+        Mistake("λ added to every entry of XᵀX (no identity)", "`XᵀX + λ` adds λ to every entry: add λ·I, i.e. only to the diagonal "
+                "(torch.eye(d, dtype=X.dtype)).",
+                lambda X, y, noise_var, prior_var: _ridge(X, y, None, shift=noise_var / prior_var)),
+        Mistake("λ subtracted (sign error)", "the prior's gradient w / prior_var has the same sign as the data term's XᵀXw / noise_var: "
+                "(XᵀX + λI) w = Xᵀy, with a plus.", _with_lambda(lambda noise_var, prior_var: -noise_var / prior_var)),
+        Mistake("Xᵀy not divided by noise_var (precision form)", "in the form (XᵀX / σ² + I / τ²) w = Xᵀy / σ², divide both sides by σ² = noise_var.",
+                lambda X, y, noise_var, prior_var: _ridge(X, y, None, gram=X.T @ X / noise_var, shift=torch.eye(X.shape[1], dtype=X.dtype) / prior_var)),
+        Mistake("λ added to Xᵀy instead of the diagonal", "the prior changes the matrix, not the right-hand side: (XᵀX + λI) w = Xᵀy.",
+                lambda X, y, noise_var, prior_var: _ridge(X, y, 0.0, rhs=X.T @ y + noise_var / prior_var)),
+        MAP_GRAM_TRANSPOSED,
+    )
+
+    @staticmethod
+    def reference(X, y, noise_var, prior_var):
+        return _ridge(X, y, noise_var / prior_var)
+
+    def expect(self, student, *args, **kwargs):
+        """As Exercise.expect; a call that raises for N != d is named by what it returns for a square X."""
+        try:
+            return super().expect(student, *args, **kwargs)
+        except CheckFailed as failure:
+            X = args[0]
+            if failure.mistake is not None or " raised " not in str(failure) or X.shape[0] == X.shape[1]:
+                raise
+            try:
+                square = self.call(student, *SQUARE_PROBE)
+            except CheckFailed:
+                raise failure from None
+            named = MAP_GRAM_TRANSPOSED if matches(square, MAP_GRAM_TRANSPOSED.compute(*SQUARE_PROBE), torch.float64) \
+                and not matches(square, self.reference(*SQUARE_PROBE), torch.float64) else None
+            raise CheckFailed(str(failure), named) from None
+
+    def test_worked_example(self, student):
+        """worked example: X (3, 2), noise_var 2, prior_var 0.5 (λ = 4) give w = [19/35, 26/35]"""
+        self.expect(student, torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), torch.tensor([1.0, 2.0, 3.0]), 2.0, 0.5)
+
+    def test_float32(self, student):
+        """X (10, 4), noise_var 0.3, prior_var 1.5, float32"""
+        self.expect(student, randn(10, 4, seed=600), randn(10, seed=601), 0.3, 1.5)
+
+    def test_float64_strong_prior(self, student):
+        """X (12, 5), noise_var 1.5, prior_var 0.25 (λ = 6), float64"""
+        self.expect(student, randn(12, 5, seed=602, dtype=torch.float64), randn(12, seed=603, dtype=torch.float64, scale=2.0), 1.5, 0.25)
+
+    def test_more_features_than_samples(self, student):
+        """N = 4 < d = 7 (XᵀX is singular; the prior makes the system solvable), float64"""
+        self.expect(student, randn(4, 7, seed=620, dtype=torch.float64), randn(4, seed=621, dtype=torch.float64), 0.5, 2.0)
+
+    def test_ill_conditioned_float64(self, student):
+        """two almost equal features (least squares gives weights near ±400; the prior keeps them small), float64"""
+        self.expect(student, _nearly_collinear(20, 3, seed=610, dtype=torch.float64), randn(20, seed=612, dtype=torch.float64), 0.3, 2.0)
+
+    def test_ill_conditioned_float32(self, student):
+        """the same almost equal features in float32, noise_var 0.2, prior_var 0.5"""
+        self.expect(student, _nearly_collinear(20, 3, seed=610), randn(20, seed=613), 0.2, 0.5)
+
+    def test_large_values_float32(self, student):
+        """X (30, 6) of scale 3, y of scale 5, noise_var 2, prior_var 0.05 (λ = 40), float32"""
+        self.expect(student, randn(30, 6, seed=630, scale=3.0), randn(30, seed=631, scale=5.0), 2.0, 0.05)
+
+    def test_only_the_ratio_matters(self, student):
+        """multiplying noise_var and prior_var by the same 100 leaves w unchanged (float64)"""
+        X, y = randn(9, 3, seed=640, dtype=torch.float64), randn(9, seed=641, dtype=torch.float64, scale=2.0)
+        small = self.call(student, X, y, 0.2, 0.8)
+        large = self.call(student, X, y, 20.0, 80.0)
+        problem = difference(large, small, torch.float64)
+        if problem:
+            raise CheckFailed(f"map_linear_regression(X, y, 0.2, 0.8) and (X, y, 20.0, 80.0) should give the same w (only λ = noise_var / prior_var "
+                              f"enters); taking the first as expected, the second {problem.removeprefix('result ')}", self.diagnose(large, (X, y, 20.0, 80.0), {}, torch.float64))
+        self.expect(student, X, y, 20.0, 80.0)
+
+
+def _nearly_collinear(N, d, seed, dtype=torch.float32):
+    """(N, d) features whose column 1 is column 0 plus 1e-3 noise: XᵀX has an eigenvalue near 1e-5."""
+    X = randn(N, d, seed=seed, dtype=torch.float64)
+    X[:, 1] = X[:, 0] + 1e-3 * randn(N, seed=seed + 1, dtype=torch.float64)
+    return X.to(dtype)
 
 
 # -- kl_divergence ----------------------------------------------------------------------------

@@ -466,3 +466,161 @@ def log_softmax(logits, dim=-1):
     return torch._log_softmax(logits, dim, False)
 '''),
 ]
+
+# -- gaussian_posterior and map_linear_regression (section 4: a prior)
+MUTANTS += [
+    Mutant("gaussian_posterior", "N ignored (the precision of one observation)", '''
+def gaussian_posterior(x, prior_mean, prior_var, noise_var):
+    var = 1 / (1 / prior_var + 1 / noise_var)
+    mean = var * (prior_mean / prior_var + x.mean() / noise_var)
+    return mean, torch.tensor(var, dtype=x.dtype)
+'''),
+    Mutant("gaussian_posterior", "variances added instead of precisions", '''
+def gaussian_posterior(x, prior_mean, prior_var, noise_var):
+    n = len(x)
+    var = prior_var + noise_var / n
+    mean = var * (prior_mean / prior_var + x.sum() / noise_var)
+    return mean, torch.tensor(var, dtype=x.dtype)
+'''),
+    Mutant("gaussian_posterior", "prior ignored (the MLE: x̄ and noise_var / N)", '''
+def gaussian_posterior(x, prior_mean, prior_var, noise_var):
+    return x.mean(), noise_var / x.shape[0]
+'''),
+    Mutant("gaussian_posterior", "prior_mean ignored (taken as 0)", '''
+def gaussian_posterior(x, prior_mean, prior_var, noise_var):
+    precision = 1 / prior_var + x.numel() / noise_var
+    var = 1 / precision
+    return var * x.sum() / noise_var, var
+'''),
+    Mutant("gaussian_posterior", "means weighted by their variances, not their precisions", '''
+def gaussian_posterior(x, prior_mean, prior_var, noise_var):
+    n = x.shape[0]
+    data_var = noise_var / n
+    mean = (prior_var * prior_mean + data_var * x.mean()) / (prior_var + data_var)
+    var = prior_var * data_var / (prior_var + data_var)
+    return mean, var
+'''),
+    Mutant("gaussian_posterior", "spread of x used instead of the known noise_var", '''
+def gaussian_posterior(x, prior_mean, prior_var, noise_var):
+    s2 = x.var().item()
+    var = 1 / (1 / prior_var + len(x) / s2)
+    return var * (prior_mean / prior_var + x.sum() / s2), torch.tensor(var, dtype=x.dtype)
+'''),
+    Mutant("gaussian_posterior", "standard deviation instead of variance", '''
+def gaussian_posterior(x, prior_mean, prior_var, noise_var):
+    var = 1 / (1 / prior_var + x.shape[0] / noise_var)
+    mean = var * (prior_mean / prior_var + x.sum() / noise_var)
+    return mean, torch.tensor(var ** 0.5, dtype=x.dtype)
+'''),
+    Mutant("gaussian_posterior", "(var, mean) returned in the wrong order", '''
+def gaussian_posterior(x, prior_mean, prior_var, noise_var):
+    var = 1 / (1 / prior_var + x.shape[0] / noise_var)
+    return var, (var * (prior_mean / prior_var + x.sum() / noise_var)).item()
+'''),
+    Mutant("gaussian_posterior", "x.mean() of an empty x is nan (N = 0)", '''
+def gaussian_posterior(x, prior_mean, prior_var, noise_var):
+    n = x.shape[0]
+    w_prior, w_data = 1 / prior_var, n / noise_var
+    mean = (w_prior * prior_mean + w_data * x.mean()) / (w_prior + w_data)
+    return mean, torch.tensor(1 / (w_prior + w_data), dtype=x.dtype)
+'''),
+    Mutant("map_linear_regression", "no prior (plain least squares)", '''
+def map_linear_regression(X, y, noise_var, prior_var):
+    return torch.linalg.lstsq(X, y.unsqueeze(1)).solution.squeeze(1)
+'''),
+    Mutant("map_linear_regression", "ratio inverted (λ = prior_var / noise_var)", '''
+def map_linear_regression(X, y, noise_var, prior_var):
+    lam = prior_var / noise_var
+    return torch.linalg.solve(X.T @ X + lam * torch.eye(X.shape[1], dtype=X.dtype), X.T @ y)
+'''),
+    Mutant("map_linear_regression", "λ = 1 / prior_var (noise_var left out)", '''
+def map_linear_regression(X, y, noise_var, prior_var):
+    d = X.shape[1]
+    A = X.T @ X + torch.eye(d, dtype=X.dtype) / prior_var
+    return torch.linalg.solve(A, X.T @ y)
+'''),
+    Mutant("map_linear_regression", "λ² on the diagonal", '''
+def map_linear_regression(X, y, noise_var, prior_var):
+    lam = noise_var / prior_var
+    return torch.linalg.inv(X.T @ X + lam ** 2 * torch.eye(X.shape[1], dtype=X.dtype)) @ X.T @ y
+'''),
+    Mutant("map_linear_regression", "λ added to every entry of XᵀX (no identity)", '''
+def map_linear_regression(X, y, noise_var, prior_var):
+    return torch.linalg.solve(X.T @ X + noise_var / prior_var, X.T @ y)
+'''),
+    Mutant("map_linear_regression", "λ subtracted (sign error)", '''
+def map_linear_regression(X, y, noise_var, prior_var):
+    A = X.T @ X - (noise_var / prior_var) * torch.eye(X.shape[1], dtype=X.dtype)
+    return torch.linalg.solve(A, X.T @ y)
+'''),
+    Mutant("map_linear_regression", "Xᵀy not divided by noise_var (precision form)", '''
+def map_linear_regression(X, y, noise_var, prior_var):
+    precision = X.T @ X / noise_var + torch.eye(X.shape[1], dtype=X.dtype) / prior_var
+    return torch.linalg.solve(precision, X.T @ y)
+'''),
+    Mutant("map_linear_regression", "X Xᵀ (N, N) instead of Xᵀ X (d, d)", '''
+def map_linear_regression(X, y, noise_var, prior_var):
+    A = X @ X.T + noise_var / prior_var * torch.eye(X.shape[0], dtype=X.dtype)
+    return torch.linalg.solve(A, X.T @ y)
+'''),
+    Mutant("map_linear_regression", "λ = noise_var · prior_var", '''
+def map_linear_regression(X, y, noise_var, prior_var):
+    A = X.T @ X + noise_var * prior_var * torch.eye(X.shape[1], dtype=X.dtype)
+    return torch.linalg.solve(A, X.T @ y)
+'''),
+    Mutant("map_linear_regression", "λ added to Xᵀy instead of the diagonal", '''
+def map_linear_regression(X, y, noise_var, prior_var):
+    return torch.linalg.solve(X.T @ X, X.T @ y + noise_var / prior_var)
+'''),
+]
+VARIANTS += [
+    Variant("gaussian_posterior", "precision-weighted average of the prior mean and x̄, with N = 0 handled", '''
+def gaussian_posterior(x, prior_mean, prior_var, noise_var):
+    n = x.shape[0]
+    w_prior, w_data = 1.0 / prior_var, n / noise_var
+    x_bar = x.mean() if n > 0 else torch.zeros((), dtype=x.dtype)
+    mean = (w_prior * prior_mean + w_data * x_bar) / (w_prior + w_data)
+    return mean, torch.tensor(1.0 / (w_prior + w_data), dtype=x.dtype)
+'''),
+    Variant("gaussian_posterior", "Python floats throughout", '''
+def gaussian_posterior(x, prior_mean, prior_var, noise_var):
+    n, total = len(x), float(x.sum())
+    var = prior_var * noise_var / (noise_var + n * prior_var)
+    mean = (prior_mean * noise_var + prior_var * total) / (noise_var + n * prior_var)
+    return mean, var
+'''),
+    Variant("gaussian_posterior", "one Bayes update per sample, each posterior the next prior", '''
+def gaussian_posterior(x, prior_mean, prior_var, noise_var):
+    mean = torch.tensor(prior_mean, dtype=torch.float64)
+    var = torch.tensor(prior_var, dtype=torch.float64)
+    for xi in x.double():
+        gain = var / (var + noise_var)
+        mean = mean + gain * (xi - mean)
+        var = (1 - gain) * var
+    return mean.to(x.dtype), var.to(x.dtype)
+'''),
+    Variant("map_linear_regression", "Cholesky factorisation of XᵀX + λI", '''
+def map_linear_regression(X, y, noise_var, prior_var):
+    d = X.shape[1]
+    A = X.mT @ X + (noise_var / prior_var) * torch.eye(d, dtype=X.dtype)
+    L = torch.linalg.cholesky(A)
+    return torch.cholesky_solve((X.mT @ y).unsqueeze(-1), L).squeeze(-1)
+'''),
+    Variant("map_linear_regression", "least squares on the system augmented with √λ I", '''
+def map_linear_regression(X, y, noise_var, prior_var):
+    d = X.shape[1]
+    X_aug = torch.cat([X, math.sqrt(noise_var / prior_var) * torch.eye(d, dtype=X.dtype)])
+    y_aug = torch.cat([y, torch.zeros(d, dtype=y.dtype)])
+    return torch.linalg.lstsq(X_aug, y_aug[:, None]).solution[:, 0]
+'''),
+    Variant("map_linear_regression", "posterior precision and its inverse", '''
+def map_linear_regression(X, y, noise_var, prior_var):
+    precision = X.T @ X / noise_var + torch.eye(X.shape[1], dtype=X.dtype) / prior_var
+    return torch.linalg.inv(precision) @ (X.T @ y / noise_var)
+'''),
+    Variant("map_linear_regression", "the (N, N) dual form Xᵀ (X Xᵀ + λI)⁻¹ y", '''
+def map_linear_regression(X, y, noise_var, prior_var):
+    K = X @ X.T + noise_var / prior_var * torch.eye(X.shape[0], dtype=X.dtype)
+    return X.T @ torch.linalg.solve(K, y)
+'''),
+]
