@@ -5,14 +5,18 @@ parallel environments, with T != N so that swapping the two dims cannot pass by 
 boundaries sit in the middle of the rollout, at different steps in different environments, and
 gamma, lambda are not 1, so that done-mask and discount mistakes show. Log-probabilities also come
 far below zero (−150 in float32, −800 in float64, as for whole sequences), where exp underflows.
-The references are plain loops in float64. Tolerances: mfml_grader.compare.
+The references are plain loops in float64. The Gaussian policy's references are
+torch.distributions.Normal in float64 (its log_prob and entropy are closed forms, nothing is clamped),
+on (B, A) inputs with B != A, a state-independent (A,) and a per-sample (B, A) log_std, and actions
+up to 60 σ from the mean. PPO-loss coefficients are not 1 (0.5 and 0.01, or 0.25 and 0.05), so a
+missing ½ or swapped coefficients show. Tolerances: mfml_grader.compare.
 """
 
 import math
 
 import torch
 
-from mfml_grader.compare import difference
+from mfml_grader.compare import describe, difference
 from mfml_grader.exercise import CheckFailed, Exercise, Mistake, randn
 
 
@@ -542,3 +546,328 @@ class TestApproxKl(Exercise):
             if not isinstance(got, (int, float)) or not got >= -1e-12:
                 raise CheckFailed(f"approx_kl of one sample with log r = {log_ratio:+g} gave {got!r}; a KL estimate must be ≥ 0 "
                                   f"(expected {_k3(torch.tensor(log_ratio)).item():.6g})")
+
+
+# -- the whole PPO loss ------------------------------------------------------------------------
+
+def _ppo_total(new, old, A, values, returns, entropy, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01, *, policy_sign=-1.0, unclipped=False,
+               ratio=None, half=0.5, value_reduce="mean", value_sign=1.0, ent_sign=-1.0, entropy_sum=False, swap_coefs=False,
+               scaled_value=False, no_entropy=False, no_value=False, order=(0, 1, 2, 3)):
+    """(total, policy_loss, value_loss, entropy_mean), and the broken variants students write (keyword switches)."""
+    r = torch.exp(new - old) if ratio is None else ratio
+    if unclipped:
+        policy = policy_sign * (r * A).mean()
+    else:
+        policy = _ppo(new, old, A, clip_eps, ratio=r, sign=policy_sign)
+    error = values - returns
+    if value_reduce == "mean":
+        value = half * error.square().mean()
+    elif value_reduce == "sum":
+        value = half * error.square().sum()
+    else:                                                           # the mean taken before squaring
+        value = half * error.mean().square()
+    ent = entropy.sum() if entropy_sum else entropy.mean()
+    c_v, c_h = (ent_coef, vf_coef) if swap_coefs else (vf_coef, ent_coef)
+    total = policy + (0.0 if no_entropy else ent_sign * c_h * ent) + (0.0 if no_value else value_sign * c_v * value)
+    if scaled_value:                                                # the total is right, the reported value loss is not
+        value = vf_coef * value
+    items = (total, policy, value, ent)
+    return tuple(items[i] for i in order)
+
+
+def _with(**switches):
+    return lambda *args, **kwargs: _ppo_total(*args, **kwargs, **switches)
+
+
+PPO_LOSS_NAMES = ("total", "policy_loss", "value_loss", "entropy_mean")
+
+
+def _ppo_loss_inputs(shape, seed, dtype, scale=0.4):
+    """(logp_new, logp_old, advantages, values, returns, entropy) of one shape: ratios inside and outside 1 ± ε, advantages of both signs."""
+    logp_old = randn(*shape, seed=seed, dtype=dtype, shift=-1.5)
+    return (logp_old + randn(*shape, seed=seed + 1, dtype=dtype, scale=scale), logp_old, randn(*shape, seed=seed + 2, dtype=dtype, scale=2.0),
+            randn(*shape, seed=seed + 3, dtype=dtype, scale=2.0), randn(*shape, seed=seed + 4, dtype=dtype, scale=2.0, shift=0.5),
+            randn(*shape, seed=seed + 5, dtype=dtype, scale=0.3, shift=1.2))
+
+
+def _four_items(got, call):
+    """`got` as a 4-tuple whose items are 0-d tensors or numbers; a failed check otherwise."""
+    if not isinstance(got, (tuple, list)) or len(got) != 4:
+        raise CheckFailed(f"{call} should return a tuple of 4 items (total, policy_loss, value_loss, entropy_mean), got {describe(got)}")
+    for name, item in zip(PPO_LOSS_NAMES, got):
+        if not (isinstance(item, (int, float)) or isinstance(item, torch.Tensor) and item.numel() == 1):
+            raise CheckFailed(f"{call}: {name} should be a 0-d tensor (one number), got {describe(item)}")
+    return [float(item) for item in got]
+
+
+class TestPpoLoss(Exercise):
+    function = "ppo_loss"
+    substitutes = ("ppo_clip_loss",)
+    mistakes = (
+        Mistake("entropy bonus added to the loss (+ ent_coef · entropy)", "the bonus rewards a spread-out policy, and the optimizer minimises: "
+                "total = policy_loss − ent_coef · entropy_mean + vf_coef · value_loss. Adding it pushes the policy to collapse.",
+                _with(ent_sign=1.0)),
+        Mistake("entropy bonus missing from the total", "total = policy_loss − ent_coef · entropy_mean + vf_coef · value_loss.",
+                _with(no_entropy=True)),
+        Mistake("value loss subtracted from the total", "the critic minimises its error: total = ... + vf_coef · value_loss (a minus sign makes it maximise it).",
+                _with(value_sign=-1.0)),
+        Mistake("value loss missing from the total", "total = policy_loss − ent_coef · entropy_mean + vf_coef · value_loss: the critic is trained by the same loss.",
+                _with(no_value=True)),
+        Mistake("value loss without the ½", "value_loss = 0.5 · mean((values − returns)²).",
+                _with(half=1.0)),
+        Mistake("vf_coef and ent_coef swapped", "vf_coef multiplies the value loss, ent_coef the entropy: total = policy_loss − ent_coef · entropy_mean + vf_coef · value_loss.",
+                _with(swap_coefs=True)),
+        Mistake("value loss summed instead of averaged", "average the squared errors over the samples: 0.5 · mean((values − returns)²).",
+                _with(value_reduce="sum")),
+        Mistake("mean taken before squaring (½ (mean(values − returns))²)", "square each sample's error first, then average: "
+                "0.5 · mean((values − returns)²); errors of opposite signs must not cancel.",
+                _with(value_reduce="mean first")),
+        Mistake("entropy summed instead of averaged", "entropy_mean = entropy.mean(): one average over the samples.",
+                _with(entropy_sum=True)),
+        Mistake("returned value_loss already multiplied by vf_coef", "return the value loss itself, 0.5 · mean((values − returns)²); vf_coef only weighs it in the total.",
+                _with(scaled_value=True)),
+        Mistake("results in the wrong order", "return the tuple (total, policy_loss, value_loss, entropy_mean), in that order.",
+                _with(order=(0, 1, 3, 2))),
+        Mistake("policy loss without the minus sign", "the policy loss is the negated surrogate: −mean(min(r·A, clip(r)·A)) (ppo_clip_loss).",
+                _with(policy_sign=1.0)),
+        Mistake("policy loss unclipped (−mean(r · A))", "use the clipped surrogate: −mean(min(r·A, clip(r, 1 − ε, 1 + ε)·A)), e.g. ppo_clip_loss(logp_new, logp_old, advantages, clip_eps).",
+                _with(unclipped=True)),
+        Mistake(*RATIO_UNDERFLOW, lambda new, old, *rest, **kwargs: _ppo_total(new, old, *rest, **kwargs, ratio=new.exp() / old.exp())),
+    )
+
+    @staticmethod
+    def reference(logp_new, logp_old, advantages, values, returns, entropy, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01):
+        ratio = torch.exp(logp_new - logp_old)
+        policy_loss = -torch.minimum(ratio * advantages, ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * advantages).mean()
+        value_loss = 0.5 * ((values - returns) ** 2).mean()
+        entropy_mean = entropy.mean()
+        return policy_loss - ent_coef * entropy_mean + vf_coef * value_loss, policy_loss, value_loss, entropy_mean
+
+    def test_worked_example(self, student):
+        """worked example: the four clipping cases of ppo_clip_loss, value errors −1, 0, −1, −2, default coefficients"""
+        self.expect(student, torch.tensor([1.5, 1.5, 0.5, 0.5]).log(), torch.zeros(4), torch.tensor([2.0, -1.0, 3.0, -0.5]),
+                    torch.tensor([1.0, 2.0, 0.0, -1.0]), torch.tensor([2.0, 2.0, 1.0, 1.0]), torch.tensor([1.2, 0.9, 1.5, 0.8]))
+
+    def test_returns_tensors(self, student):
+        """the four results are 0-d tensors (total.backward() must reach the networks)"""
+        args = _ppo_loss_inputs((6,), seed=70, dtype=torch.float64)
+        got = self.call(student, *args)
+        _four_items(got, "ppo_loss(...) for (6,) float64 inputs")
+        for name, item in zip(PPO_LOSS_NAMES, got):
+            if not isinstance(item, torch.Tensor) or item.shape != ():
+                raise CheckFailed(f"ppo_loss returned {name} as {describe(item)}; return 0-d tensors (no .item(), float() or torch.tensor(...) "
+                                  "around a result), so that total.backward() sends gradients to the policy and the critic")
+
+    def test_batch_float32(self, student):
+        """(64,) float32, default ε = 0.2, vf_coef = 0.5, ent_coef = 0.01"""
+        self.expect(student, *_ppo_loss_inputs((64,), seed=71, dtype=torch.float32))
+
+    def test_time_by_env_float64_other_coefficients(self, student):
+        """(T=8, N=3) float64, clip_eps = 0.1, vf_coef = 0.25, ent_coef = 0.05"""
+        self.expect(student, *_ppo_loss_inputs((8, 3), seed=78, dtype=torch.float64, scale=0.3), clip_eps=0.1, vf_coef=0.25, ent_coef=0.05)
+
+    def test_entropy_bonus_lowers_the_loss(self, student):
+        """property: raising ent_coef from 0 to 0.1 changes the total by −0.1 · mean(entropy), nothing else"""
+        args = _ppo_loss_inputs((10,), seed=85, dtype=torch.float64)
+        call = "ppo_loss(..., ent_coef=0.1) − ppo_loss(..., ent_coef=0) for (10,) float64"
+        with_bonus = self.call(student, *args, ent_coef=0.1)
+        without = self.call(student, *args, ent_coef=0.0)
+        change = _four_items(with_bonus, call)[0] - _four_items(without, call)[0]
+        want = -0.1 * args[5].mean().item()
+        if abs(change - want) > 1e-9:
+            raise CheckFailed(f"{call}: the total changed by {change:.6g}, expected −0.1 · mean(entropy) = {want:.6g} "
+                              "(the entropy bonus lowers the loss of a spread-out policy)",
+                              self.diagnose(with_bonus, args, {"ent_coef": 0.1}, torch.float64, sole=True))
+
+    def test_value_loss_raises_the_loss(self, student):
+        """property: raising vf_coef from 0 to 1 changes the total by +½ mean((values − returns)²), nothing else"""
+        args = _ppo_loss_inputs((10,), seed=92, dtype=torch.float64)
+        call = "ppo_loss(..., vf_coef=1, ent_coef=0) − ppo_loss(..., vf_coef=0, ent_coef=0) for (10,) float64"
+        with_value = self.call(student, *args, vf_coef=1.0, ent_coef=0.0)
+        without = self.call(student, *args, vf_coef=0.0, ent_coef=0.0)
+        change = _four_items(with_value, call)[0] - _four_items(without, call)[0]
+        want = 0.5 * (args[3] - args[4]).square().mean().item()
+        if abs(change - want) > 1e-9 * max(1.0, want):
+            raise CheckFailed(f"{call}: the total changed by {change:.6g}, expected ½ mean((values − returns)²) = {want:.6g}",
+                              self.diagnose(with_value, args, {"vf_coef": 1.0, "ent_coef": 0.0}, torch.float64, sole=True))
+
+    def test_log_probs_far_below_zero(self, student):
+        """log-probabilities around −150 (float32) and −800 (float64), e.g. of many action dims: the losses stay finite"""
+        for (new, old), dtype in zip(_log_probs_far_below_zero(seed=99), ("float32", "float64")):
+            rest = (randn(16, seed=101, dtype=new.dtype), randn(16, seed=102, dtype=new.dtype), randn(16, seed=103, dtype=new.dtype),
+                    randn(16, seed=104, dtype=new.dtype, shift=1.0))
+            call = f"ppo_loss(logp_new, logp_old, ...) with {dtype} log-probabilities near {old.mean().item():.0f}"
+            values = _four_items(self.call(student, new, old, *rest), call)
+            if not all(math.isfinite(v) for v in values[:2]):
+                want = self.reference(*[a.double() for a in (new, old, *rest)])
+                raise CheckFailed(f"{call}: total {values[0]}, policy_loss {values[1]}, expected {want[0].item():.6g} and {want[1].item():.6g}",
+                                  Mistake(*RATIO_UNDERFLOW))
+            self.expect(student, new, old, *rest)
+
+
+# -- a Gaussian policy for continuous actions ------------------------------------------------------
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _z(actions, mean, log_std):
+    return (actions - mean) / log_std.exp()
+
+
+GAUSSIAN_FORBIDDEN = ("torch.distributions", "torch.nn.functional.gaussian_nll_loss", "torch.nn.GaussianNLLLoss")
+
+
+class TestGaussianLogProb(Exercise):
+    function = "gaussian_log_prob"
+    forbidden = GAUSSIAN_FORBIDDEN
+    mistakes = (
+        Mistake("not summed over the action dims", "the action dims are independent, so their log-densities add: finish with .sum(-1), one log-prob per sample (B,).",
+                lambda a, m, s: -0.5 * _z(a, m, s) ** 2 - s - HALF_LOG_2PI),
+        Mistake("summed over the batch too", "sum over the action dims only, .sum(-1): one log-prob per sample (B,).",
+                lambda a, m, s: (-0.5 * _z(a, m, s) ** 2 - s - HALF_LOG_2PI).sum()),
+        Mistake("exp(log_std) used as the variance", "σ = exp(log_std) is the standard deviation: divide (a − μ)² by 2σ² = 2·exp(2·log_std), and subtract log σ = log_std.",
+                lambda a, m, s: (-0.5 * (a - m) ** 2 / s.exp() - 0.5 * s - HALF_LOG_2PI).sum(-1)),
+        Mistake("exp(log_std) used as the variance", "σ = exp(log_std) is the standard deviation: divide (a − μ)² by 2σ² = 2·exp(2·log_std), and subtract log σ = log_std.",
+                lambda a, m, s: (-0.5 * (a - m) ** 2 / s.exp() - s - HALF_LOG_2PI).sum(-1)),
+        Mistake("log_std used as the std (no exp)", "σ = exp(log_std): standardise with z = (a − μ) / exp(log_std).",
+                lambda a, m, s: (-0.5 * ((a - m) / s) ** 2 - s - HALF_LOG_2PI).sum(-1)),
+        Mistake("½ log(2π) missing", "each action dim adds −½ log(2π) (the normal density's 1/√(2π)): −½ z² − log σ − ½ log(2π).",
+                lambda a, m, s: (-0.5 * _z(a, m, s) ** 2 - s).sum(-1)),
+        Mistake("log σ normaliser missing", "the density divides by σ: each action dim adds −log σ = −log_std.",
+                lambda a, m, s: (-0.5 * _z(a, m, s) ** 2 - HALF_LOG_2PI).sum(-1)),
+        Mistake("log σ² in the normaliser instead of log σ", "the normaliser is 1/(σ√(2π)): subtract log σ = log_std once, not 2·log_std.",
+                lambda a, m, s: (-0.5 * _z(a, m, s) ** 2 - 2 * s - HALF_LOG_2PI).sum(-1)),
+        Mistake("log σ added instead of subtracted", "a wider policy spreads its density thinner: −½ z² − log σ − ½ log(2π).",
+                lambda a, m, s: (-0.5 * _z(a, m, s) ** 2 + s - HALF_LOG_2PI).sum(-1)),
+        Mistake("½ missing on the squared term", "the exponent of the normal density is −z²/2: −½ ((a − μ)/σ)².",
+                lambda a, m, s: (-_z(a, m, s) ** 2 - s - HALF_LOG_2PI).sum(-1)),
+        Mistake("½ log(2π) counted once, not once per action dim", "every action dim has its own normaliser: subtract A · ½ log(2π) in total (inside the sum).",
+                lambda a, m, s: (-0.5 * _z(a, m, s) ** 2 - s).sum(-1) - HALF_LOG_2PI),
+        Mistake("log_std summed over every dim (right only when log_std is (A,))", "with a (B, A) log_std each sample has its own σ: "
+                "sum −log_std over the action dim with the other terms, (... − log_std).sum(-1), not log_std.sum().",
+                lambda a, m, s: (-0.5 * _z(a, m, s) ** 2 - HALF_LOG_2PI).sum(-1) - s.sum()),
+        Mistake("log of the density (exp underflows far from the mean)", "write the log-density directly, −½ z² − log σ − ½ log(2π): "
+                "exp(−½ z²) is 0 for z beyond about 39 (float64), 14 (float32), and its log is −inf.",
+                lambda a, m, s: torch.log(torch.exp(-0.5 * _z(a, m, s) ** 2) / (s.exp() * math.sqrt(2 * math.pi))).sum(-1)),
+    )
+
+    @staticmethod
+    def reference(actions, mean, log_std):
+        return torch.distributions.Normal(mean, log_std.exp()).log_prob(actions).sum(-1)
+
+    def test_worked_example(self, student):
+        """worked example: σ = (1, 2), one action one σ from the mean in each dim, one at the mean"""
+        self.expect(student, torch.tensor([[1.0, 3.0], [0.5, -1.0]]), torch.tensor([[0.0, 1.0], [0.5, -1.0]]), torch.tensor([0.0, math.log(2.0)]))
+
+    def test_state_independent_log_std_float32(self, student):
+        """(B=6, A=3) float32, log_std (A,) shared by every sample"""
+        log_std = randn(3, seed=110, scale=0.6)
+        mean = randn(6, 3, seed=111)
+        self.expect(student, mean + log_std.exp() * randn(6, 3, seed=112, scale=1.5), mean, log_std)
+
+    def test_per_sample_log_std_float64(self, student):
+        """(B=5, A=4) float64, log_std (B, A): one σ per sample and dim"""
+        log_std = randn(5, 4, seed=113, dtype=torch.float64, scale=0.7)
+        mean = randn(5, 4, seed=114, dtype=torch.float64, scale=2.0)
+        self.expect(student, mean + randn(5, 4, seed=115, dtype=torch.float64, scale=2.0), mean, log_std)
+
+    def test_sharp_policy_float32(self, student):
+        """σ ≈ e^−4 (a confident policy): densities above 1, log-probs above 0, float32"""
+        log_std = randn(3, seed=116, scale=0.2, shift=-4.0)
+        mean = randn(7, 3, seed=117)
+        self.expect(student, mean + log_std.exp() * randn(7, 3, seed=118), mean, log_std)
+
+    def test_many_action_dims_float64(self, student):
+        """(B=4, A=17) float64, as for a humanoid's 17 joints"""
+        log_std = randn(17, seed=119, dtype=torch.float64, scale=0.5, shift=-0.5)
+        mean = randn(4, 17, seed=120, dtype=torch.float64)
+        self.expect(student, mean + randn(4, 17, seed=121, dtype=torch.float64, scale=1.2), mean, log_std)
+
+    def test_far_from_the_mean(self, student):
+        """actions 30 to 60 σ from the mean (log-probs near −1000) stay finite, float32 and float64"""
+        for dtype in (torch.float32, torch.float64):
+            mean = randn(3, 2, seed=122, dtype=dtype)
+            log_std = torch.tensor([-1.0, 0.5], dtype=dtype)
+            self.expect(student, mean + log_std.exp() * torch.tensor([[45.0, 1.0], [-30.0, 60.0], [0.5, -50.0]], dtype=dtype), mean, log_std)
+
+    def test_density_integrates_to_one(self, student):
+        """property: with one action dim, exp(log-prob) integrates to 1 over μ ± 10σ (float64)"""
+        mu, log_sigma = 0.3, -0.4
+        sigma = math.exp(log_sigma)
+        grid = torch.linspace(mu - 10 * sigma, mu + 10 * sigma, 2001, dtype=torch.float64)                  # (G,)
+        args = (grid[:, None], torch.full((2001, 1), mu, dtype=torch.float64), torch.tensor([log_sigma], dtype=torch.float64))
+        got = self.call(student, *args)
+        if not isinstance(got, torch.Tensor) or got.shape != (2001,):
+            raise CheckFailed(f"gaussian_log_prob(actions (2001, 1), mean (2001, 1), log_std (1,)) should return shape (2001,), got {describe(got)}",
+                              self.diagnose(got, args, {}, torch.float64, sole=True))
+        area = torch.trapezoid(got.double().exp(), grid).item()
+        if not abs(area - 1.0) < 1e-8:
+            raise CheckFailed(f"exp(gaussian_log_prob) for one action dim (μ = {mu}, σ = e^{log_sigma}) integrates to {area:.6g} over μ ± 10σ; "
+                              "a density integrates to 1", self.diagnose(got, args, {}, torch.float64, sole=True))
+
+
+class TestGaussianEntropy(Exercise):
+    function = "gaussian_entropy"
+    forbidden = ("torch.distributions",)
+    mistakes = (
+        Mistake("not summed over the action dims", "the entropies of independent action dims add: finish with .sum(-1).",
+                lambda s: 0.5 + HALF_LOG_2PI + s),
+        Mistake("summed over every dim", "sum over the action dim only, .sum(-1): one entropy per sample.",
+                lambda s: (0.5 + HALF_LOG_2PI + s).sum()),
+        Mistake("mean over the action dims instead of the sum", "the entropies of independent dims add up: .sum(-1), not .mean(-1).",
+                lambda s: (0.5 + HALF_LOG_2PI + s).mean(-1)),
+        Mistake("½ log(2πe) missing", "each action dim adds ½ log(2πe) ≈ 1.4189 nats besides log σ.",
+                lambda s: s.sum(-1)),
+        Mistake("the ½ (from log e) missing: ½ log(2π) + log σ", "½ log(2πe) = ½ + ½ log(2π): add the ½ too.",
+                lambda s: (HALF_LOG_2PI + s).sum(-1)),
+        Mistake("log(2πe) without the ½", "per dim the constant is ½ log(2πe) ≈ 1.4189, not log(2πe).",
+                lambda s: (1.0 + math.log(2 * math.pi) + s).sum(-1)),
+        Mistake("σ = exp(log_std) used instead of log σ", "the entropy grows with log σ: ½ log(2πe) + log_std per dim, not + exp(log_std).",
+                lambda s: (0.5 + HALF_LOG_2PI + s.exp()).sum(-1)),
+        Mistake("exp(log_std) used as the variance (½ log σ)", "H = ½ log(2πe σ²) = ½ log(2πe) + log σ: log_std counts once, not ½ · log_std.",
+                lambda s: (0.5 + HALF_LOG_2PI + 0.5 * s).sum(-1)),
+        Mistake("log σ² instead of log σ", "H = ½ log(2πe σ²) = ½ log(2πe) + log σ: log_std counts once, not 2 · log_std.",
+                lambda s: (0.5 + HALF_LOG_2PI + 2 * s).sum(-1)),
+        Mistake("½ log(2πe) counted once, not once per action dim", "every dim has its own constant: A · ½ log(2πe) + Σ log_std.",
+                lambda s: 0.5 + HALF_LOG_2PI + s.sum(-1)),
+    )
+
+    @staticmethod
+    def reference(log_std):
+        return torch.distributions.Normal(torch.zeros_like(log_std), log_std.exp()).entropy().sum(-1)
+
+    def test_worked_example(self, student):
+        """worked example: σ = (1, 2) gives 2 · ½ log(2πe) + log 2"""
+        self.expect(student, torch.tensor([0.0, math.log(2.0)]))
+
+    def test_vector_float32(self, student):
+        """log_std (A=6,) float32 -> one entropy, a 0-d result"""
+        self.expect(student, randn(6, seed=130, scale=0.8, shift=-0.5))
+
+    def test_batch_float64(self, student):
+        """log_std (B=5, A=3) float64 -> (5,)"""
+        self.expect(student, randn(5, 3, seed=131, dtype=torch.float64))
+
+    def test_time_by_env_float32(self, student):
+        """log_std (T=4, N=3, A=2) float32 -> (4, 3)"""
+        self.expect(student, randn(4, 3, 2, seed=132, scale=1.5))
+
+    def test_standard_normal(self, student):
+        """property: log_std = 0 in A = 5 dims (σ = 1) gives 5 · ½ log(2πe) = 7.0947 nats"""
+        args = (torch.zeros(5, dtype=torch.float64),)
+        got = self.call(student, *args)
+        _same(got, torch.tensor(5 * (0.5 + HALF_LOG_2PI), dtype=torch.float64),
+              "gaussian_entropy(torch.zeros(5)) should be 5 · ½ log(2πe) (a standard normal in 5 dims)",
+              lambda: self.diagnose(got, args, {}, torch.float64, sole=True))
+
+    def test_one_nat_per_dim_per_unit_log_std(self, student):
+        """property: raising every log σ by 1 raises the entropy by A nats (A = 4, float64)"""
+        log_std = randn(3, 4, seed=133, dtype=torch.float64)
+        before = self.call(student, log_std)
+        after = self.call(student, log_std + 1.0)
+        if not all(isinstance(x, torch.Tensor) and x.shape == (3,) for x in (before, after)):
+            raise CheckFailed(f"gaussian_entropy(log_std (3, 4)) should return shape (3,), got {describe(before)}",
+                              self.diagnose(before, (log_std,), {}, torch.float64, sole=True))
+        _same(after - before, torch.full((3,), 4.0, dtype=torch.float64),
+              "gaussian_entropy(log_std + 1) − gaussian_entropy(log_std) should be 4 nats for A = 4 (each dim's H grows by 1 per unit of log σ)",
+              lambda: self.diagnose(before, (log_std,), {}, torch.float64, sole=True))

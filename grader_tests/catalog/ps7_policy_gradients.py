@@ -1,6 +1,6 @@
 """What students write for ps7_policy_gradients: mistakes the grader must name, and correct variants."""
 
-from mfml_grader.catalog import Mutant, Variant
+from mfml_grader.catalog import Forbidden, Mutant, Variant
 
 MUTANTS = [
     Mutant("discounted_returns", "dones ignored", '''
@@ -416,3 +416,218 @@ def approx_kl(logp_new, logp_old):
 ]
 
 FORBIDDEN = []
+
+# -- ppo_loss, gaussian_log_prob, gaussian_entropy -------------------------------------------------
+
+MUTANTS += [
+    Mutant("ppo_loss", "entropy bonus added to the loss (+ ent_coef · entropy)", '''
+def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01):
+    pg_loss = ppo_clip_loss(logp_new, logp_old, advantages, clip_eps)
+    v_loss = 0.5 * ((values - returns) ** 2).mean()
+    entropy_loss = entropy.mean()
+    loss = pg_loss + ent_coef * entropy_loss + v_loss * vf_coef
+    return loss, pg_loss, v_loss, entropy_loss
+'''),
+    Mutant("ppo_loss", "value loss without the ½", '''
+def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01):
+    policy_loss = ppo_clip_loss(logp_new, logp_old, advantages, clip_eps)
+    value_loss = F.mse_loss(values, returns)
+    entropy_mean = entropy.mean()
+    return policy_loss - ent_coef * entropy_mean + vf_coef * value_loss, policy_loss, value_loss, entropy_mean
+'''),
+    Mutant("ppo_loss", "vf_coef and ent_coef swapped", '''
+def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01):
+    policy_loss = ppo_clip_loss(logp_new, logp_old, advantages, clip_eps)
+    value_loss = 0.5 * (values - returns).pow(2).mean()
+    entropy_mean = entropy.mean()
+    total = policy_loss - vf_coef * entropy_mean + ent_coef * value_loss
+    return total, policy_loss, value_loss, entropy_mean
+'''),
+    Mutant("ppo_loss", "value loss subtracted from the total", '''
+def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01):
+    policy_loss = ppo_clip_loss(logp_new, logp_old, advantages, clip_eps)
+    value_loss = 0.5 * ((values - returns) ** 2).mean()
+    entropy_mean = entropy.mean()
+    total = policy_loss - (ent_coef * entropy_mean + vf_coef * value_loss)
+    return total, policy_loss, value_loss, entropy_mean
+'''),
+    Mutant("ppo_loss", "mean taken before squaring (½ (mean(values − returns))²)", '''
+def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01):
+    policy_loss = ppo_clip_loss(logp_new, logp_old, advantages, clip_eps)
+    value_loss = 0.5 * (values.mean() - returns.mean()) ** 2
+    entropy_mean = entropy.mean()
+    return policy_loss - ent_coef * entropy_mean + vf_coef * value_loss, policy_loss, value_loss, entropy_mean
+'''),
+    Mutant("ppo_loss", "returned value_loss already multiplied by vf_coef", '''
+def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01):
+    policy_loss = ppo_clip_loss(logp_new, logp_old, advantages, clip_eps)
+    value_loss = vf_coef * 0.5 * ((values - returns) ** 2).mean()
+    entropy_mean = entropy.mean()
+    return policy_loss - ent_coef * entropy_mean + value_loss, policy_loss, value_loss, entropy_mean
+'''),
+    Mutant("ppo_loss", "value loss summed instead of averaged", '''
+def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01):
+    policy_loss = ppo_clip_loss(logp_new, logp_old, advantages, clip_eps)
+    value_loss = 0.5 * ((values - returns) ** 2).sum()
+    entropy_mean = entropy.mean()
+    return policy_loss - ent_coef * entropy_mean + vf_coef * value_loss, policy_loss, value_loss, entropy_mean
+'''),
+    Mutant("ppo_loss", "results in the wrong order", '''
+def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01):
+    policy_loss = ppo_clip_loss(logp_new, logp_old, advantages, clip_eps)
+    value_loss = 0.5 * ((values - returns) ** 2).mean()
+    entropy_mean = entropy.mean()
+    return policy_loss - ent_coef * entropy_mean + vf_coef * value_loss, policy_loss, entropy_mean, value_loss
+'''),
+    Mutant("ppo_loss", "policy loss unclipped (−mean(r · A))", '''
+def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01):
+    ratio = torch.exp(logp_new - logp_old)
+    policy_loss = -(ratio * advantages).mean()
+    value_loss = 0.5 * ((values - returns) ** 2).mean()
+    entropy_mean = entropy.mean()
+    return policy_loss - ent_coef * entropy_mean + vf_coef * value_loss, policy_loss, value_loss, entropy_mean
+'''),
+    Mutant("gaussian_log_prob", "not summed over the action dims", '''
+def gaussian_log_prob(actions, mean, log_std):
+    z = (actions - mean) / log_std.exp()
+    return -0.5 * z ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+'''),
+    Mutant("gaussian_log_prob", "exp(log_std) used as the variance", '''
+def gaussian_log_prob(actions, mean, log_std):
+    var = torch.exp(log_std)
+    log_p = -(actions - mean) ** 2 / (2 * var) - 0.5 * torch.log(2 * math.pi * var)
+    return log_p.sum(-1)
+'''),
+    Mutant("gaussian_log_prob", "log_std used as the std (no exp)", '''
+def gaussian_log_prob(actions, mean, log_std):
+    z = (actions - mean) / log_std
+    return (-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+'''),
+    Mutant("gaussian_log_prob", "½ log(2π) missing", '''
+def gaussian_log_prob(actions, mean, log_std):
+    std = log_std.exp()
+    return (-0.5 * ((actions - mean) / std) ** 2 - log_std).sum(-1)
+'''),
+    Mutant("gaussian_log_prob", "log σ normaliser missing", '''
+def gaussian_log_prob(actions, mean, log_std):
+    std = log_std.exp()
+    return (-((actions - mean) ** 2) / (2 * std ** 2) - math.log(math.sqrt(2 * math.pi))).sum(-1)
+'''),
+    Mutant("gaussian_log_prob", "summed over the batch too", '''
+def gaussian_log_prob(actions, mean, log_std):
+    z = (actions - mean) * torch.exp(-log_std)
+    return torch.sum(-0.5 * z ** 2 - log_std - 0.5 * math.log(2 * math.pi))
+'''),
+    Mutant("gaussian_log_prob", "½ log(2π) counted once, not once per action dim", '''
+def gaussian_log_prob(actions, mean, log_std):
+    z = (actions - mean) / log_std.exp()
+    return (-0.5 * z ** 2 - log_std).sum(-1) - 0.5 * math.log(2 * math.pi)
+'''),
+    Mutant("gaussian_log_prob", "log_std summed over every dim (right only when log_std is (A,))", '''
+def gaussian_log_prob(actions, mean, log_std):
+    A = actions.shape[-1]
+    z = (actions - mean) / log_std.exp()
+    return -0.5 * (z ** 2).sum(-1) - log_std.sum() - 0.5 * A * math.log(2 * math.pi)
+'''),
+    Mutant("gaussian_log_prob", "log of the density (exp underflows far from the mean)", '''
+def gaussian_log_prob(actions, mean, log_std):
+    std = log_std.exp()
+    density = torch.exp(-0.5 * ((actions - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+    return density.log().sum(-1)
+'''),
+    Mutant("gaussian_entropy", "not summed over the action dims", '''
+def gaussian_entropy(log_std):
+    return 0.5 * math.log(2 * math.pi * math.e) + log_std
+'''),
+    Mutant("gaussian_entropy", "½ log(2πe) missing", '''
+def gaussian_entropy(log_std):
+    return log_std.sum(-1)
+'''),
+    Mutant("gaussian_entropy", "the ½ (from log e) missing: ½ log(2π) + log σ", '''
+def gaussian_entropy(log_std):
+    return (0.5 * math.log(2 * math.pi) + log_std).sum(-1)
+'''),
+    Mutant("gaussian_entropy", "σ = exp(log_std) used instead of log σ", '''
+def gaussian_entropy(log_std):
+    std = torch.exp(log_std)
+    return (0.5 + 0.5 * math.log(2 * math.pi) + std).sum(-1)
+'''),
+    Mutant("gaussian_entropy", "exp(log_std) used as the variance (½ log σ)", '''
+def gaussian_entropy(log_std):
+    var = log_std.exp()
+    return (0.5 * torch.log(2 * math.pi * math.e * var)).sum(-1)
+'''),
+    Mutant("gaussian_entropy", "½ log(2πe) counted once, not once per action dim", '''
+def gaussian_entropy(log_std):
+    return 0.5 * math.log(2 * math.pi * math.e) + log_std.sum(-1)
+'''),
+    Mutant("gaussian_entropy", "mean over the action dims instead of the sum", '''
+def gaussian_entropy(log_std):
+    return (0.5 + 0.5 * math.log(2 * math.pi) + log_std).mean(-1)
+'''),
+    Mutant("gaussian_entropy", "summed over every dim", '''
+def gaussian_entropy(log_std):
+    return (0.5 * math.log(2 * math.pi * math.e) + log_std).sum()
+'''),
+]
+
+VARIANTS += [
+    Variant("ppo_loss", "CleanRL style: surrogates written out, F.mse_loss for the critic", '''
+def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01):
+    ratio = (logp_new - logp_old).exp()
+    pg_loss = torch.max(-advantages * ratio, -advantages * torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps)).mean()
+    v_loss = 0.5 * F.mse_loss(values, returns)
+    entropy_loss = entropy.mean()
+    loss = pg_loss - ent_coef * entropy_loss + v_loss * vf_coef
+    return loss, pg_loss, v_loss, entropy_loss
+'''),
+    Variant("ppo_loss", "sums divided by the number of samples, returned as a list", '''
+def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01):
+    n = values.numel()
+    policy = ppo_clip_loss(logp_new, logp_old, advantages, clip_eps=clip_eps)
+    value = (values - returns).square().sum() / (2 * n)
+    ent = entropy.sum() / n
+    return [policy + vf_coef * value - ent_coef * ent, policy, value, ent]
+'''),
+    Variant("gaussian_log_prob", "log of the normaliser σ√(2π), variance written out", '''
+def gaussian_log_prob(actions, mean, log_std):
+    var = torch.exp(2 * log_std)
+    log_norm = torch.log(torch.exp(log_std) * math.sqrt(2 * math.pi))
+    return (-(actions - mean) ** 2 / (2 * var) - log_norm).sum(dim=-1)
+'''),
+    Variant("gaussian_log_prob", "terms summed separately, log_std broadcast first", '''
+def gaussian_log_prob(actions, mean, log_std):
+    log_std = log_std.expand_as(actions)
+    A = actions.shape[-1]
+    z = (actions - mean) * torch.exp(-log_std)
+    return -0.5 * torch.einsum("ba,ba->b", z, z) - log_std.sum(-1) - A * math.log(2 * math.pi) / 2
+'''),
+    Variant("gaussian_entropy", "½ log(2πe σ²) per dim", '''
+def gaussian_entropy(log_std):
+    var = torch.exp(2 * log_std)
+    return (0.5 * torch.log(2 * math.pi * math.e * var)).sum(-1)
+'''),
+    Variant("gaussian_entropy", "constant times the number of dims", '''
+def gaussian_entropy(log_std):
+    A = log_std.shape[-1]
+    return A * (0.5 + 0.5 * math.log(2 * math.pi)) + log_std.sum(dim=-1)
+'''),
+]
+
+FORBIDDEN += [
+    Forbidden("gaussian_log_prob", "torch.distributions", '''
+def gaussian_log_prob(actions, mean, log_std):
+    return torch.distributions.Normal(mean, log_std.exp()).log_prob(actions).sum(-1)
+'''),
+    Forbidden("gaussian_log_prob", "torch.nn.functional.gaussian_nll_loss", '''
+def gaussian_log_prob(actions, mean, log_std):
+    var = torch.exp(2 * log_std).expand_as(actions)
+    return -F.gaussian_nll_loss(mean, actions, var, full=True, reduction="none").sum(-1)
+'''),
+    Forbidden("gaussian_entropy", "torch.distributions", '''
+from torch.distributions import Normal
+
+def gaussian_entropy(log_std):
+    return Normal(torch.zeros_like(log_std), log_std.exp()).entropy().sum(-1)
+'''),
+]
