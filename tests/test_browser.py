@@ -89,8 +89,7 @@ def test_student_edits_runs_and_validates(browser, course, tmp_path):
         failing.first.wait_for(timeout=180_000)  # the untouched exercises fail visibly
         passed.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "student-visible-tests.png"))
-        page.keyboard.press("Control+s")
-        page.get_by_role("button", name="Validate").first.click()
+        page.get_by_role("button", name="Validate").first.click()   # saves the notebook, then validates it
         dialog = page.locator(".jp-Dialog")
         dialog.wait_for(timeout=180_000)
         page.wait_for_function("document.querySelector('.jp-Dialog').innerText.length > 40", timeout=180_000)
