@@ -17,7 +17,7 @@ from .figures import close_figures
 from .student import InProcessStudent
 
 
-def run_cells(notebook, namespace, after=close_figures):
+def run_cells(notebook, namespace, after=lambda cell: close_figures()):
     """Run every code cell but the test cells in `namespace`, in order, quietly, going on after errors
     (as "Run All" would not, so that one broken cell costs only what depends on it); `after(cell)`
     follows each cell (by default: close its figures, as a kernel's inline backend shows and closes them)."""
