@@ -6,6 +6,12 @@ pass by luck, and one check per layer uses a square weight so that a wrong trans
 values too. Finite differences are checked in float64 at a tolerance of 1e-8, tight enough to tell
 a central difference (error ~1e-10) from a forward one (~1e-5); float32 only with a large step.
 The gradient-check metric also sees gradients of opposite signs (|a| + |b|, not |a + b|).
+Hessian-vector products are checked against the full Hessian (`torch.autograd.functional.hessian`)
+times v, on functions whose curvature changes fast, so that a finite difference of gradients does
+not pass; power iteration against `torch.linalg.eigvalsh` of that Hessian, on Hessians with a clear
+eigengap (λ₂/λ₁ <= 0.6, so 100 steps converge to rounding), and its seed and iteration count by
+properties only (determinism, dependence on the seed, Rayleigh quotients rising with iters), never by
+comparing unconverged values with one sampler.
 Tolerances otherwise: mfml_grader.compare.
 """
 
@@ -14,7 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mfml_grader.compare import matches
+from mfml_grader.compare import describe, matches
 from mfml_grader.exercise import CheckFailed, Exercise, Mistake, SourceFunction, randn
 
 AUTOGRAD = ("torch.autograd.grad", "torch.autograd.backward", "torch.autograd.functional", "torch.func",
@@ -604,3 +610,311 @@ class TestMaxStableLr(Exercise):
             if not should_converge and not ratio > 1e3:
                 raise CheckFailed(f"with α = 1.05 × max_stable_lr(H) = {factor * lr:.4g}, gradient descent still converged "
                                   f"(‖w‖ shrank to {ratio:.3g} of its start): your rate is below the limit 2/λ_max = {2 / 5:.4g}")
+
+
+# -- Hessian-vector products and power iteration ---------------------------------------------
+
+CURVATURE_FORBIDDEN = ("torch.autograd.functional", "torch.func")
+EIGEN_FORBIDDEN = CURVATURE_FORBIDDEN + ("torch.linalg.eig*", "torch.linalg.svd*", "torch.svd", "torch.Tensor.svd",
+                                         "torch.lobpcg", "torch.linalg.matrix_norm")
+
+# The functions handed to hvp and top_eigenvalue, as source (they run in the student's process).
+CUBIC = "lambda w: w[0] ** 2 * w[1] + w[1] ** 3"                      # H = [[2w₁, 2w₀], [2w₀, 6w₁]]
+MLP_LOSS = ("lambda w, x=torch.randn(12, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64): "
+            "torch.nn.functional.cross_entropy(torch.tanh(x.to(w.dtype) @ w[:12].view(4, 3).T + w[12:16]) "
+            "@ w[16:24].view(2, 4).T + w[24:26], (x[:, 0] > 0).long())")
+LABELS = {MLP_LOSS: "the loss of an MLP (3 → 4 → 2, 12 examples) as a function of its 26 parameters"}
+
+
+def _labelled(call, args):
+    """`call` (a described call) with a long function's source replaced by its label."""
+    source = repr(args[0]) if args else ""
+    return call.replace(f"f={source}", f"f={LABELS[source]}", 1) if source in LABELS else call
+
+
+def _quadratic(A, scale=0.5):
+    """f(w) = scale · wᵀAw for an integer matrix A, as source: its Hessian is 2 · scale · A everywhere."""
+    return f"lambda w: {scale} * (w @ torch.tensor({A}, dtype=w.dtype) @ w)"
+
+
+PSD_5 = [[5, 2, 0, 1, 0], [2, 4, 1, 0, 0], [0, 1, 3, 1, 0], [1, 0, 1, 2, 1], [0, 0, 0, 1, 1]]   # λ 0.11 .. 6.86, λ₂/λ₁ = 0.52
+SADDLE_4 = [[-8, 2, 1, 0], [2, 3, 1, 0], [1, 1, 1, 2], [0, 0, 2, -1]]                          # λ −8.43 .. 3.98: largest |λ| negative
+SLOW_5 = [[6, 1, 0, 0, 0], [1, 5, 1, 0, 0], [0, 1, 5, 1, 0], [0, 0, 1, 4, 1], [0, 0, 0, 1, 3]]   # λ 2.25 .. 6.85, λ₂/λ₁ = 0.85
+
+
+def _hessian(f, w):
+    """The Hessian of f at w, float64, as an (n, n) matrix over the flattened entries of w."""
+    w = w.detach().to(torch.float64)
+    return torch.autograd.functional.hessian(lambda flat: f(flat.view(w.shape)), w.reshape(-1))
+
+
+def _gradient(f, w):
+    w = _leaf(w)
+    (grad,) = torch.autograd.grad(f(w), w)
+    return grad
+
+
+def _hv(f, w, v):
+    return (_hessian(f, w) @ v.reshape(-1).to(torch.float64)).view(w.shape)
+
+
+def _no_graph(f, w, v):
+    """What a student gets without create_graph=True (or with a w that does not require grad)."""
+    w = _leaf(w)
+    (g,) = torch.autograd.grad(f(w), w)
+    return torch.autograd.grad((g * v).sum(), w)
+
+
+def _not_summed(f, w, v):
+    w = _leaf(w)
+    (g,) = torch.autograd.grad(f(w), w, create_graph=True)
+    return torch.autograd.grad(g * v, w)[0]
+
+
+def _finite_difference_hvp(f, w, v, eps, central):
+    """(∇f(w + εv) − ∇f(w − εv)) / 2ε, or the forward (∇f(w + εv) − ∇f(w)) / ε, in w's dtype."""
+    if central:
+        return (_gradient(f, w + eps * v) - _gradient(f, w - eps * v)) / (2 * eps)
+    return (_gradient(f, w + eps * v) - _gradient(f, w)) / eps
+
+
+NO_GRAPH = Mistake(
+    "no graph to differentiate: create_graph=True (or requires_grad) missing",
+    "the gradient g must itself be differentiable: g = torch.autograd.grad(f(w), w, create_graph=True)[0], with "
+    "w = w.detach().requires_grad_() (a copy that autograd tracks); then differentiate (g * v).sum() with respect to w.",
+    _no_graph)
+FINITE_DIFFERENCE = Mistake(
+    "finite difference of gradients (close to H v, not exact)",
+    "(∇f(w + εv) − ∇f(w − εv)) / 2ε only approximates H v (and loses digits in float32): differentiate gᵀv exactly, "
+    "by a second torch.autograd.grad through the graph of g (create_graph=True).")
+
+
+class TestHvp(Exercise):
+    function = "hvp"
+    forbidden = CURVATURE_FORBIDDEN
+    mistakes = (
+        NO_GRAPH,
+        Mistake("second gradient of g * v without summing (a non-scalar)", "autograd differentiates a scalar: sum first, "
+                "torch.autograd.grad((g * v).sum(), w), which gives Σⱼ vⱼ ∂gⱼ/∂w = H v.", _not_summed),
+        Mistake("returned the gradient ∇f(w), not H v", "the gradient is only the first step: differentiate gᵀv = (g * v).sum() once more, with respect to w "
+                "(its gradient with respect to v is g itself).",
+                lambda f, w, v: _gradient(f, w)),
+        Mistake("returned g ⊙ v (the gradient times v), not H v", "g * v is the gradient scaled entry by entry; H v is the gradient of (g * v).sum() with respect to w.",
+                lambda f, w, v: _gradient(f, w) * v),
+        Mistake("returned gᵀv (the directional derivative, a number), not H v", "gᵀv = (g * v).sum() is the scalar to differentiate: return its gradient with respect to w (shaped like w).",
+                lambda f, w, v: (_gradient(f, w) * v).sum()),
+        Mistake("v ignored: returned H·1 (the gradient of g.sum())", "put v into the scalar you differentiate: (g * v).sum(), not g.sum().",
+                lambda f, w, v: _hv(f, w, torch.ones_like(v))),
+        Mistake("v multiplied after the second gradient: (H·1) ⊙ v", "v must be inside the scalar you differentiate, ∇(gᵀv) = H v; multiplying H·1 by v afterwards is a different vector.",
+                lambda f, w, v: _hv(f, w, torch.ones_like(v)) * v),
+        Mistake("w.grad not cleared between the two backward passes (returns ∇f + H v)", "the first .backward() leaves g in w.grad and the second adds H v to it: "
+                "take g with torch.autograd.grad(..., create_graph=True) (or set w.grad = None before the second backward).",
+                lambda f, w, v: _gradient(f, w) + _hv(f, w, v)),
+        Mistake("v normalised to unit length (returns H v / ‖v‖)", "hvp is linear in v: use v as given (hvp(f, w, 3v) = 3 H v, and v = 0 gives 0); normalising belongs to the power iteration.",
+                lambda f, w, v: _hv(f, w, v / v.norm())),
+        FINITE_DIFFERENCE,
+    )
+
+    @staticmethod
+    def reference(f, w, v):
+        return _hv(f, w, v)
+
+    def describe_call(self, args, kwargs):
+        """Name a long function by what it is (the MLP loss) rather than by its source."""
+        return _labelled(super().describe_call(args, kwargs), args)
+
+    def diagnose(self, got, args, kwargs, dtype, sole=None):
+        """Name a mistake only when it alone explains the result (for a 0-d w, g ⊙ v is gᵀv); failing all,
+        a finite difference of gradients, with any usual step, central or forward, in the inputs' dtype."""
+        if super().diagnose(got, args, kwargs, dtype, sole=False) is not None:
+            return super().diagnose(got, args, kwargs, dtype, sole=True)
+        if not isinstance(got, torch.Tensor):
+            return None
+        f, w, v = args
+        for eps in (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7):
+            for central in (True, False):
+                try:
+                    wrong = _finite_difference_hvp(f, w, v, eps, central)
+                except Exception:  # noqa: BLE001 - a function that cannot be evaluated there does not match
+                    continue
+                if matches(got, wrong, dtype):
+                    return FINITE_DIFFERENCE
+        return None
+
+    def test_worked_example(self, student):
+        """worked example: f = w₀²w₁ + w₁³ at w = (1, 2) has H = [[4, 2], [2, 12]], so H·(3, −1) = (10, −6)"""
+        self.expect(student, SourceFunction(CUBIC), torch.tensor([1.0, 2.0], dtype=torch.float64), torch.tensor([3.0, -1.0], dtype=torch.float64))
+
+    def test_vector_float32(self, student):
+        """w of shape (5,), float32, entries coupled (sin(w) · roll(w)); result stays float32"""
+        f = SourceFunction("lambda w: (w.sin() * w.roll(1)).sum() + (w ** 4).sum() / 4")
+        self.expect(student, f, randn(5, seed=90), randn(5, seed=91))
+
+    def test_matrix_w_float64(self, student):
+        """w of shape (3, 4) (log-sum-exp over all entries, rows coupled), float64: H v has w's shape"""
+        f = SourceFunction("lambda w: torch.logsumexp(w.flatten(), 0) + (w.sin() * w[0]).sum()")
+        self.expect(student, f, randn(3, 4, seed=92, dtype=torch.float64), randn(3, 4, seed=93, dtype=torch.float64))
+
+    def test_zero_d_w(self, student):
+        """a single number: 0-d w = 0.5, v = −2, f = w⁴/12 + eʷ, so H v = (w² + eʷ) v, float64"""
+        f = SourceFunction("lambda w: w ** 4 / 12 + w.exp()")
+        self.expect(student, f, torch.tensor(0.5, dtype=torch.float64), torch.tensor(-2.0, dtype=torch.float64))
+
+    def test_v_zero(self, student):
+        """v = 0 gives H v = 0 (linear in v: nothing to normalise), float64"""
+        f = SourceFunction("lambda w: (w.exp() * w.flip(0)).sum()")
+        self.expect(student, f, randn(4, seed=94, dtype=torch.float64), torch.zeros(4, dtype=torch.float64))
+
+    def test_rapidly_curving_function(self, student):
+        """f = Σ sin(20 w)/400 + Σ wᵢwᵢ₊₁ changes curvature fast: exact H v, not a finite difference, float64"""
+        f = SourceFunction("lambda w: (torch.sin(20 * w) / 400).sum() + (w[:-1] * w[1:]).sum()")
+        self.expect(student, f, randn(6, seed=95, dtype=torch.float64), randn(6, seed=96, dtype=torch.float64, scale=3.0))
+
+    def test_mlp_loss(self, student):
+        """a real loss: an MLP's cross-entropy as a function of its 26 parameters, float64"""
+        self.expect(student, SourceFunction(MLP_LOSS), randn(26, seed=97, dtype=torch.float64), randn(26, seed=98, dtype=torch.float64))
+
+
+def _top(f, w):
+    """The eigenvalue of largest magnitude of the Hessian of f at w, with its sign (0-d float64)."""
+    eigenvalues = torch.linalg.eigvalsh(_hessian(f, w))
+    return eigenvalues[eigenvalues.abs().argmax()]
+
+
+def _top_vector(f, w):
+    eigenvalues, vectors = torch.linalg.eigh(_hessian(f, w))
+    return vectors[:, eigenvalues.abs().argmax()]
+
+
+NOT_NORMALISED = Mistake(
+    "v not normalised at each step (H^k v overflows or underflows)",
+    "after every product set v = Hv / ‖Hv‖: the length of H^k v grows like |λ₁|^k (inf after a few dozen steps when |λ₁| is large, 0 when it is small).")
+EIGENVECTOR = Mistake(
+    "returned the eigenvector, not the eigenvalue",
+    "power iteration converges to the top eigenvector v; return its eigenvalue, the Rayleigh quotient vᵀ(Hv) for a unit v (a number).")
+SEED_IGNORED = Mistake(
+    "seed not used (the same start for every seed)",
+    "draw the start from the seed: g = torch.Generator().manual_seed(seed); v = torch.randn(w.shape, generator=g, dtype=w.dtype).")
+GLOBAL_RNG = Mistake(
+    "start drawn from the global random generator (not reproducible)",
+    "torch.randn without a generator gives a new start on every call: pass generator=torch.Generator().manual_seed(seed).")
+ITERS_IGNORED = Mistake(
+    "iters not used (the number of steps is fixed or set by a tolerance)",
+    "run exactly `iters` power-iteration steps: for _ in range(iters): ...")
+
+
+class TestTopEigenvalue(Exercise):
+    function = "top_eigenvalue"
+    forbidden = EIGEN_FORBIDDEN
+    mistakes = (
+        NOT_NORMALISED,
+        Mistake("returned ‖H v‖: the sign of a negative eigenvalue is lost", "‖Hv‖ = |λ|; the Rayleigh quotient vᵀ(Hv) of the unit vector v keeps the sign (a saddle or a maximum has λ < 0).",
+                lambda f, w, iters=100, seed=0: _top(f, w).abs()),
+        Mistake("Rayleigh quotient vᵀHv of a v that is not a unit vector", "divide by vᵀv (or normalise v to length 1 before the last product): vᵀHv / vᵀv.",
+                lambda f, w, iters=100, seed=0: _top(f, w) / _top_vector(f, w).abs().max() ** 2),
+        EIGENVECTOR,
+        SEED_IGNORED,
+        GLOBAL_RNG,
+        ITERS_IGNORED,
+    )
+
+    @staticmethod
+    def reference(f, w, iters=100, seed=0):
+        return _top(f, w)
+
+    def describe_call(self, args, kwargs):
+        """Name a long function by what it is (the MLP loss) rather than by its source."""
+        return _labelled(super().describe_call(args, kwargs), args)
+
+    def diagnose(self, got, args, kwargs, dtype):
+        """Also name the mistakes seen by a property: a non-finite result, or a vector shaped like w."""
+        if isinstance(got, torch.Tensor) and got.numel() > 1 and got.shape == args[1].shape:
+            return EIGENVECTOR
+        value = got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
+        if isinstance(value, float) and not math.isfinite(value):
+            return NOT_NORMALISED
+        return super().diagnose(got, args, kwargs, dtype)
+
+    def _number(self, student, f, w, **kwargs):
+        """The student's estimate as a float (a number or a 0-d tensor), or a failed check saying what came back."""
+        got = self.call(student, f, w, **kwargs)
+        if isinstance(got, torch.Tensor) and got.numel() == 1 and got.dim() == 0:
+            got = got.item()
+        if not isinstance(got, (int, float)) or isinstance(got, bool):
+            shaped = isinstance(got, torch.Tensor) and got.shape == w.shape and got.numel() > 1
+            raise CheckFailed(f"{self.describe_call((f, w), kwargs)} should return a number or a 0-d tensor, got {describe(got)}",
+                              EIGENVECTOR if shaped else None)
+        if not math.isfinite(got):
+            raise CheckFailed(f"{self.describe_call((f, w), kwargs)} returned {got}", NOT_NORMALISED)
+        return float(got)
+
+    def test_worked_example(self, student):
+        """worked example: f = w₀²w₁ + w₁³ at w = (1, 2) has H = [[4, 2], [2, 12]], top eigenvalue 8 + 2√5 = 12.472"""
+        self.expect(student, SourceFunction(CUBIC), torch.tensor([1.0, 2.0], dtype=torch.float64))
+
+    def test_quadratic_float64(self, student):
+        """½ wᵀAw with a 5 x 5 A (eigenvalues 0.11 .. 6.86, not on the diagonal), float64"""
+        self.expect(student, SourceFunction(_quadratic(PSD_5)), randn(5, seed=100, dtype=torch.float64))
+
+    def test_negative_eigenvalue_dominates(self, student):
+        """a saddle: eigenvalues −8.43, −2.27, 1.72, 3.98; the largest in magnitude is −8.43 (keep the sign), float64"""
+        self.expect(student, SourceFunction(_quadratic(SADDLE_4)), randn(4, seed=101, dtype=torch.float64))
+
+    def test_float32(self, student):
+        """float32, 5 wᵀAw with the A of ½ wᵀAw above (λ = 68.6): the result stays float32 and finite"""
+        self.expect(student, SourceFunction(_quadratic(PSD_5, scale=5.0)), randn(5, seed=102))
+
+    def test_large_curvature(self, student):
+        """a sharp minimum, λ = 6862: 100 unnormalised steps overflow float64 (|λ|¹⁰⁰ > 10³⁰⁸)"""
+        self.expect(student, SourceFunction(_quadratic(PSD_5, scale=500.0)), randn(5, seed=103, dtype=torch.float64))
+
+    def test_small_curvature(self, student):
+        """a flat minimum, λ = 6.9e-6: 100 unnormalised steps underflow to 0, float64"""
+        self.expect(student, SourceFunction(_quadratic(PSD_5, scale=5e-7)), randn(5, seed=104, dtype=torch.float64))
+
+    def test_matrix_w(self, student):
+        """w of shape (2, 3) on a non-quadratic f (log-sum-exp + Σ w⁴/4 + row coupling), float64"""
+        f = SourceFunction("lambda w: torch.logsumexp(w.flatten(), 0) + (w ** 4).sum() / 4 + (w[0] * w[1]).sum()")
+        self.expect(student, f, randn(2, 3, seed=0, dtype=torch.float64))
+
+    def test_mlp_loss(self, student):
+        """a real loss: the Hessian of an MLP's cross-entropy in its 26 parameters (λ = 1.24), float64"""
+        self.expect(student, SourceFunction(MLP_LOSS), randn(26, seed=3, dtype=torch.float64))
+
+    def test_same_seed_same_result(self, student):
+        """the same seed gives the same estimate (2 steps, twice with seed=7)"""
+        f, w = SourceFunction(_quadratic(SLOW_5)), randn(5, seed=105, dtype=torch.float64)
+        first, second = (self._number(student, f, w, iters=2, seed=7) for _ in range(2))
+        if first != second:
+            raise CheckFailed(f"two calls with iters=2, seed=7 returned {first!r} and {second!r}: "
+                              f"the start must come from a generator seeded with `seed`", GLOBAL_RNG)
+
+    def test_seed_is_used(self, student):
+        """different seeds start from different vectors: after 1 step the estimates differ (seeds 0, 1, 2, 3)"""
+        f, w = SourceFunction(_quadratic(SLOW_5)), randn(5, seed=106, dtype=torch.float64)
+        estimates = [self._number(student, f, w, iters=1, seed=seed) for seed in range(4)]
+        if max(estimates) - min(estimates) <= 1e-12 * max(1.0, max(abs(e) for e in estimates)):
+            high = torch.linalg.eigvalsh(_hessian(f, w))[-1].item()
+            if abs(estimates[0] - high) <= 1e-6 * high:   # every seed converged: the steps, not the start, are the problem
+                raise CheckFailed(f"with iters=1, seeds 0, 1, 2 and 3 all gave the converged λ_max = {estimates[0]!r}: "
+                                  f"one step from a random start cannot get there (λ₂/λ₁ = 0.85)", ITERS_IGNORED)
+            raise CheckFailed(f"with iters=1, seeds 0, 1, 2 and 3 all gave {estimates[0]!r}: one step from a random start "
+                              f"depends on the start, so the seed must choose it", SEED_IGNORED)
+
+    def test_iters_is_used(self, student):
+        """more steps, better estimates: iters = 1, 2, 4, 100 give nondecreasing estimates below λ₁ = 6.853 (λ₂/λ₁ = 0.85)"""
+        f, w = SourceFunction(_quadratic(SLOW_5)), randn(5, seed=107, dtype=torch.float64)
+        eigenvalues = torch.linalg.eigvalsh(_hessian(f, w))
+        low, high = eigenvalues[0].item(), eigenvalues[-1].item()
+        steps = (1, 2, 4, 100)
+        estimates = [self._number(student, f, w, iters=k, seed=0) for k in steps]
+        shown = ", ".join(f"iters={k}: {e:.6g}" for k, e in zip(steps, estimates))
+        outside = [(k, e) for k, e in zip(steps, estimates) if not low - 1e-9 <= e <= high + 1e-9]
+        if outside:
+            raise CheckFailed(f"a Rayleigh quotient of this H lies between λ_min = {low:.4g} and λ_max = {high:.4g}, got {shown}")
+        if abs(estimates[0] - high) <= 1e-6 * high:
+            raise CheckFailed(f"one step from a random start cannot have converged here (λ₂/λ₁ = 0.85), yet {shown}", ITERS_IGNORED)
+        if any(later < earlier - 1e-9 for earlier, later in zip(estimates, estimates[1:])):
+            raise CheckFailed(f"for a positive semi-definite H each power-iteration step can only raise the Rayleigh quotient, got {shown}")
+        if abs(estimates[-1] - high) > 1e-8 * high:
+            raise CheckFailed(f"100 steps should reach λ_max = {high:.10g} (the error shrinks like 0.85^(2k)), got {shown}")

@@ -692,3 +692,234 @@ def tanh_backward(dout, out):
     return torch.ops.aten.tanh_backward(dout, out)
 '''),
 ]
+
+# -- hvp and top_eigenvalue ----------------------------------------------------------------------
+# top_eigenvalue's mutants compute their products inline: hvp is not substituted (a function cannot
+# cross from the sandbox back to the grader), so a mutant calling hvp could meet a broken hvp in its batch.
+MUTANTS += [
+    Mutant("hvp", "no graph to differentiate: create_graph=True (or requires_grad) missing", '''
+def hvp(f, w, v):
+    w = w.detach().requires_grad_(True)
+    g = torch.autograd.grad(f(w), w)[0]
+    return torch.autograd.grad((g * v).sum(), w)[0]
+'''),
+    Mutant("hvp", "second gradient of g * v without summing (a non-scalar)", '''
+def hvp(f, w, v):
+    w = w.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(w), w, create_graph=True)
+    (Hv,) = torch.autograd.grad(g * v, w)
+    return Hv
+'''),
+    Mutant("hvp", "returned the gradient ∇f(w), not H v", '''
+def hvp(f, w, v):
+    w = w.detach().requires_grad_(True)
+    v = v.detach().requires_grad_(True)
+    g = torch.autograd.grad(f(w), w, create_graph=True)[0]
+    return torch.autograd.grad((g * v).sum(), v)[0]       # differentiated with respect to v
+'''),
+    Mutant("hvp", "returned g ⊙ v (the gradient times v), not H v", '''
+def hvp(f, w, v):
+    w = w.detach().requires_grad_(True)
+    g, = torch.autograd.grad(f(w), w, create_graph=True)
+    return (g * v).detach()
+'''),
+    Mutant("hvp", "returned gᵀv (the directional derivative, a number), not H v", '''
+def hvp(f, w, v):
+    w = w.detach().requires_grad_(True)
+    g, = torch.autograd.grad(f(w), w, create_graph=True)
+    return torch.dot(g.flatten(), v.flatten()).detach()
+'''),
+    Mutant("hvp", "v ignored: returned H·1 (the gradient of g.sum())", '''
+def hvp(f, w, v):
+    w = w.detach().requires_grad_(True)
+    g = torch.autograd.grad(f(w), w, create_graph=True)[0]
+    return torch.autograd.grad(g.sum(), w)[0]
+'''),
+    Mutant("hvp", "v multiplied after the second gradient: (H·1) ⊙ v", '''
+def hvp(f, w, v):
+    w = w.detach().requires_grad_(True)
+    g = torch.autograd.grad(f(w), w, create_graph=True)[0]
+    return torch.autograd.grad(g.sum(), w)[0] * v
+'''),
+    Mutant("hvp", "v normalised to unit length (returns H v / ‖v‖)", '''
+def hvp(f, w, v):
+    v = v / v.norm()
+    w = w.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(w), w, create_graph=True)
+    return torch.autograd.grad((g * v).sum(), w)[0]
+'''),
+    Mutant("hvp", "finite difference of gradients (close to H v, not exact)", '''
+def hvp(f, w, v):
+    eps = 1e-3
+
+    def grad(x):
+        x = x.detach().requires_grad_(True)
+        return torch.autograd.grad(f(x), x)[0]
+
+    return (grad(w + eps * v) - grad(w - eps * v)) / (2 * eps)
+'''),
+    Mutant("hvp", "w.grad not cleared between the two backward passes (returns ∇f + H v)", '''
+def hvp(f, w, v):
+    w = w.detach().requires_grad_(True)
+    f(w).backward(create_graph=True)
+    (w.grad * v).sum().backward()
+    return w.grad.detach()
+'''),
+
+    Mutant("top_eigenvalue", "v not normalised at each step (H^k v overflows or underflows)", '''
+def top_eigenvalue(f, w, iters=100, seed=0):
+    x = w.detach().requires_grad_(True)
+    g = torch.autograd.grad(f(x), x, create_graph=True)[0]
+    v = torch.randn(w.shape, generator=torch.Generator().manual_seed(seed), dtype=w.dtype)
+    for _ in range(iters):
+        v = torch.autograd.grad(g, x, grad_outputs=v, retain_graph=True)[0]
+    Hv = torch.autograd.grad(g, x, grad_outputs=v, retain_graph=True)[0]
+    return (v * Hv).sum() / (v * v).sum()
+'''),
+    Mutant("top_eigenvalue", "returned ‖H v‖: the sign of a negative eigenvalue is lost", '''
+def top_eigenvalue(f, w, iters=100, seed=0):
+    x = w.detach().requires_grad_(True)
+    g = torch.autograd.grad(f(x), x, create_graph=True)[0]
+    v = torch.randn(w.shape, generator=torch.Generator().manual_seed(seed), dtype=w.dtype)
+    v = v / v.norm()
+    lam = None
+    for _ in range(iters):
+        Hv = torch.autograd.grad(g, x, grad_outputs=v, retain_graph=True)[0]
+        lam = Hv.norm()                     # the growth factor |λ|
+        v = Hv / lam
+    return lam
+'''),
+    Mutant("top_eigenvalue", "Rayleigh quotient vᵀHv of a v that is not a unit vector", '''
+def top_eigenvalue(f, w, iters=100, seed=0):
+    x = w.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(x), x, create_graph=True)
+
+    def hv(v):
+        return torch.autograd.grad((g * v).sum(), x, retain_graph=True)[0]
+
+    v = torch.randn(w.shape, generator=torch.Generator().manual_seed(seed), dtype=w.dtype)
+    for _ in range(iters):
+        v = hv(v)
+        v = v / v.abs().max()               # the largest entry scaled to 1
+    return (v * hv(v)).sum()
+'''),
+    Mutant("top_eigenvalue", "returned the eigenvector, not the eigenvalue", '''
+def top_eigenvalue(f, w, iters=100, seed=0):
+    x = w.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(x), x, create_graph=True)
+    v = torch.randn(w.shape, generator=torch.Generator().manual_seed(seed), dtype=w.dtype)
+    for _ in range(iters):
+        Hv = torch.autograd.grad(g, x, grad_outputs=v, retain_graph=True)[0]
+        v = Hv / Hv.norm()
+    return v
+'''),
+    Mutant("top_eigenvalue", "seed not used (the same start for every seed)", '''
+def top_eigenvalue(f, w, iters=100, seed=0):
+    x = w.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(x), x, create_graph=True)
+    v = torch.ones_like(w) / w.numel() ** 0.5
+    for _ in range(iters):
+        Hv = torch.autograd.grad(g, x, grad_outputs=v, retain_graph=True)[0]
+        v = Hv / Hv.norm()
+    return (v * torch.autograd.grad(g, x, grad_outputs=v, retain_graph=True)[0]).sum()
+'''),
+    Mutant("top_eigenvalue", "start drawn from the global random generator (not reproducible)", '''
+def top_eigenvalue(f, w, iters=100, seed=0):
+    x = w.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(x), x, create_graph=True)
+    v = torch.randn(w.shape, dtype=w.dtype)
+    v = v / v.norm()
+    for _ in range(iters):
+        Hv = torch.autograd.grad(g, x, grad_outputs=v, retain_graph=True)[0]
+        v = Hv / Hv.norm()
+    return (v * torch.autograd.grad(g, x, grad_outputs=v, retain_graph=True)[0]).sum()
+'''),
+    Mutant("top_eigenvalue", "iters not used (the number of steps is fixed or set by a tolerance)", '''
+def top_eigenvalue(f, w, iters=100, seed=0):
+    x = w.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(x), x, create_graph=True)
+    v = torch.randn(w.shape, generator=torch.Generator().manual_seed(seed), dtype=w.dtype)
+    v = v / v.norm()
+    lam = torch.tensor(0.0, dtype=w.dtype)
+    for _ in range(10_000):                 # until the estimate stops changing
+        Hv = torch.autograd.grad(g, x, grad_outputs=v, retain_graph=True)[0]
+        new = (v * Hv).sum()
+        v = Hv / Hv.norm()
+        if (new - lam).abs() <= 1e-13 * new.abs():
+            break
+        lam = new
+    return new
+'''),
+]
+VARIANTS += [
+    Variant("hvp", "grad_outputs=v on a clone", '''
+def hvp(f, w, v):
+    x = w.detach().clone().requires_grad_()
+    grad, = torch.autograd.grad(f(x), x, create_graph=True)
+    hv, = torch.autograd.grad(grad, x, grad_outputs=v)
+    return hv
+'''),
+    Variant("hvp", ".backward() of gᵀv on a copy, then .grad", '''
+def hvp(f, w, v):
+    x = w.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(x), x, create_graph=True)
+    torch.dot(g.reshape(-1), v.reshape(-1)).backward()
+    return x.grad
+'''),
+    Variant("hvp", "the full Hessian row by row, then a matrix-vector product", '''
+def hvp(f, w, v):
+    x = w.detach().reshape(-1).clone().requires_grad_(True)            # (n,)
+    g = torch.autograd.grad(f(x.view(w.shape)), x, create_graph=True)[0]
+    H = torch.stack([torch.autograd.grad(g[i], x, retain_graph=True)[0] for i in range(x.numel())])   # (n, n)
+    return (H @ v.reshape(-1)).view(w.shape)
+'''),
+    Variant("top_eigenvalue", "calls hvp, vector_norm, a Python float", '''
+def top_eigenvalue(f, w, iters=100, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.randn(w.shape, generator=gen, dtype=w.dtype)
+    v = v / torch.linalg.vector_norm(v)
+    for _ in range(iters):
+        Hv = hvp(f, w, v)
+        v = Hv / torch.linalg.vector_norm(Hv)
+    return torch.sum(v * hvp(f, w, v)).item()
+'''),
+    Variant("top_eigenvalue", "largest-entry scaling, Rayleigh quotient vᵀHv / vᵀv in the loop, flat vectors", '''
+def top_eigenvalue(f, w, iters=100, seed=0):
+    x = w.detach().clone().requires_grad_(True)
+    g, = torch.autograd.grad(f(x), x, create_graph=True)
+    v = torch.randn(x.numel(), generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(w.dtype)
+    lam = None
+    for _ in range(iters + 1):
+        Hv, = torch.autograd.grad(g, x, grad_outputs=v.view(w.shape), retain_graph=True)
+        Hv = Hv.reshape(-1)
+        lam = (v @ Hv) / (v @ v)                 # the estimate for the current v
+        v = Hv / Hv.abs().max()
+    return lam
+'''),
+]
+FORBIDDEN += [
+    Forbidden("hvp", "torch.autograd.functional", '''
+def hvp(f, w, v):
+    return torch.autograd.functional.hvp(f, w, v)[1]
+'''),
+    Forbidden("hvp", "torch.func", '''
+def hvp(f, w, v):
+    return torch.func.jvp(torch.func.grad(f), (w,), (v,))[1]     # forward-over-reverse
+'''),
+    Forbidden("top_eigenvalue", "torch.linalg.eigvalsh", '''
+def top_eigenvalue(f, w, iters=100, seed=0):
+    basis = torch.eye(w.numel(), dtype=w.dtype)
+    H = torch.stack([hvp(f, w, e.view(w.shape)).reshape(-1) for e in basis])
+    eigenvalues = torch.linalg.eigvalsh(H)
+    return eigenvalues[eigenvalues.abs().argmax()]
+'''),
+    Forbidden("top_eigenvalue", "torch.autograd.functional", '''
+def top_eigenvalue(f, w, iters=100, seed=0):
+    H = torch.autograd.functional.hessian(lambda x: f(x.view(w.shape)), w.reshape(-1))
+    v = torch.randn(w.numel(), generator=torch.Generator().manual_seed(seed), dtype=w.dtype)
+    for _ in range(iters):
+        v = H @ v
+        v = v / v.norm()
+    return v @ H @ v
+'''),
+]
