@@ -8,8 +8,10 @@ with non-trivial layer-norm weights and biases so that no term can be dropped un
 
 Training is checked twice: a few steps against the float64 reference (this names loop mistakes),
 and a full run on the sonnets shipped with the assignment, which must reach the loss stated in the
-notebook. Sampling is checked by the joint distribution of two new tokens over many draws, by the
-independence of successive draws and of rows, and by determinism under a seed, never against one
+notebook. The held-out loss is compared with F.cross_entropy over consecutive blocks of block_size
+(the shorter last block included); a split of the text that holds every token but not in order is
+named a shuffle. Sampling is checked by the joint distribution of two new tokens over many draws, by
+the independence of successive draws and of rows, and by determinism under a seed, never against one
 reference sampler's draws.
 """
 
@@ -28,8 +30,8 @@ LAYER_NORM_APIS = ("torch.nn.functional.layer_norm", "torch.layer_norm", "torch.
 ATTENTION_APIS = ("torch.nn.functional.scaled_dot_product_attention", "torch.nn.MultiheadAttention",
                   "torch.nn.functional.multi_head_attention_forward")
 MODEL_APIS = LAYER_NORM_APIS + ATTENTION_APIS + ("torch.nn.Transformer*",)
-TRAINING_APIS = ("torch.optim", "torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss",
-                 "torch.nn.CrossEntropyLoss", "torch.nn.NLLLoss")
+LOSS_APIS = ("torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss", "torch.nn.CrossEntropyLoss", "torch.nn.NLLLoss")
+TRAINING_APIS = ("torch.optim", *LOSS_APIS)
 
 MODEL_PARTS = ("attention", "layer_norm", "causal_self_attention", "transformer_block")
 TRAINING_PARTS = (*MODEL_PARTS, "gpt_forward", "cross_entropy", "adamw_step", "warmup_cosine_lr")
@@ -839,6 +841,184 @@ class TestTrain(Exercise):
         if wrong is not None:
             raise CheckFailed(f"train(..., steps={steps}): losses[{wrong}] is a {type(losses[wrong]).__name__}, not a Python float",
                               self.tensor_losses if isinstance(losses[wrong], torch.Tensor) else None)
+
+
+# -- held-out text --------------------------------------------------------------------------------
+def _cut(data, n):
+    """(data[:n], data[n:]): the training text and the held-out text at boundary n."""
+    return data[:n], data[n:]
+
+
+def _boundary(data, val_fraction):
+    """The notebook's boundary: the first int(N · (1 − val_fraction)) tokens are the training text."""
+    return int(len(data) * (1 - val_fraction))
+
+
+class TestSplitData(Exercise):
+    function = "split_data"
+    shuffled = Mistake("characters shuffled before splitting", "hold out one contiguous piece, the end of the text, in order: data[:n] and data[n:]. "
+                       "Characters picked at random sit inside training text, so their loss is not a held-out loss.")
+    mistakes = (
+        Mistake("fraction inverted (val_fraction of the text kept for training)", "val_fraction is the held-out share: n = int(len(data) * (1 - val_fraction)), train = data[:n].",
+                lambda data, val_fraction: _cut(data, int(len(data) * val_fraction))),
+        Mistake("parts returned in the wrong order (val, train)", "return (train, val): the start of the text first, then the held-out end.",
+                lambda data, val_fraction: _cut(data, _boundary(data, val_fraction))[::-1]),
+        Mistake("held-out text taken from the start", "hold out the end of the text: train = data[:n], val = data[n:].",
+                lambda data, val_fraction: _cut(data, len(data) - _boundary(data, val_fraction))[::-1]),
+        Mistake("boundary rounded up (one token too many for training)", "round the boundary down, n = int(len(data) * (1 - val_fraction)); "
+                "int(len(data) * val_fraction) for the held-out size, or round(...), moves it up by one when N(1 − f) is not a whole number.",
+                lambda data, val_fraction: _cut(data, len(data) - int(len(data) * val_fraction))),
+        Mistake("boundary token in both parts (val starts one token early)", "val = data[n:] starts where train = data[:n] stops: no token in both.",
+                lambda data, val_fraction: (data[:_boundary(data, val_fraction)], data[_boundary(data, val_fraction) - 1:])),
+        Mistake("boundary token dropped (val starts one token late)", "val = data[n:] starts right where train = data[:n] stops: every token in one part.",
+                lambda data, val_fraction: (data[:_boundary(data, val_fraction)], data[_boundary(data, val_fraction) + 1:])),
+        Mistake("parts returned as Python lists", "slice the tensor, data[:n] and data[n:]: the parts stay tensors of the dtype of data.",
+                lambda data, val_fraction: tuple(part.tolist() for part in _cut(data, _boundary(data, val_fraction)))),
+        shuffled,
+    )
+
+    @staticmethod
+    def reference(data, val_fraction):
+        return _cut(data, _boundary(data, val_fraction))
+
+    def test_worked_example(self, student):
+        """worked example: tokens 10..19, val_fraction 0.25: the boundary is int(7.5) = 7"""
+        self._expect_split(student, torch.arange(10, 20), 0.25)
+
+    def test_order_kept(self, student):
+        """37 distinct tokens (a permutation of 0..36), val_fraction 0.3 (boundary int(25.9) = 25): both parts in the order of the text"""
+        self._expect_split(student, torch.randperm(37, generator=seeded(300)), 0.3)
+
+    def test_sonnets_length(self, student):
+        """6866 tokens (the sonnets' length), val_fraction 0.1: 6179 for training, 687 held out"""
+        self._expect_split(student, tokens(6866, seed=301, vocab=59), 0.1)
+
+    def test_large_fraction(self, student):
+        """15 tokens, val_fraction 0.75: 3 for training (int(3.75)), 12 held out"""
+        self._expect_split(student, tokens(15, seed=302), 0.75)
+
+    def test_float32_values(self, student):
+        """any 1-D tensor: 23 float32 values, val_fraction 0.2 (boundary int(18.4) = 18)"""
+        self._expect_split(student, randn(23, seed=303), 0.2)
+
+    def test_float64_values(self, student):
+        """31 float64 values, val_fraction 0.45 (boundary int(17.05) = 17)"""
+        self._expect_split(student, randn(31, seed=304, dtype=torch.float64), 0.45)
+
+    def _expect_split(self, student, data, val_fraction):
+        """expect, and when no known mistake explains a wrong result: the parts hold every token once, but not in order?"""
+        try:
+            self.expect(student, data, val_fraction)
+        except CheckFailed as failure:
+            if failure.mistake is None and self._reordered(student, data, val_fraction):
+                raise CheckFailed(f"{failure}; the two parts hold the tokens of data, but not in the order of the text", self.shuffled) from None
+            raise
+
+    def _reordered(self, student, data, val_fraction):
+        try:
+            got = self.call(student, data, val_fraction)
+        except CheckFailed:
+            return False
+        if not (isinstance(got, (tuple, list)) and len(got) == 2 and all(isinstance(part, torch.Tensor) and part.dim() == 1 for part in got)):
+            return False
+        joined = torch.cat([part.to(data.dtype) for part in got])
+        return joined.shape == data.shape and not torch.equal(joined, data) and torch.equal(joined.sort().values, data.sort().values)
+
+
+def _held_out(params, data, config, mistake=None):
+    """(L, e^L): the mean cross-entropy over the N − 1 targets in consecutive blocks of block_size (the last one shorter),
+    with F.cross_entropy; `mistake` names a wrong version."""
+    T, N = config["block_size"], len(data)
+    if mistake == "chunks":                                                         # chunks of T characters, each x = c[:-1], y = c[1:]
+        blocks = [(chunk[:-1], chunk[1:]) for chunk in data.split(T) if len(chunk) > 1]
+    else:
+        blocks = [(data[s:min(s + T, N - 1)], data[s + 1:s + T + 1]) for s in range(0, N - 1, T)]
+    if mistake == "last dropped":
+        blocks = [(x, y) for x, y in blocks if len(y) == T]
+    if mistake == "not shifted":
+        blocks = [(x, x) for x, _ in blocks]
+    nll = [F.cross_entropy(_forward(x[None], params, config)[0], y, reduction="none") for x, y in blocks]   # per block (len,)
+    every = torch.cat(nll)                                                          # (N - 1,): one per target
+    loss = {"mean of block means": lambda: torch.stack([n.mean() for n in nll]).mean(),
+            "mean of block means and perplexities": lambda: torch.stack([n.mean() for n in nll]).mean(),
+            "summed": every.sum, "divided by N": lambda: every.sum() / N}.get(mistake, every.mean)()
+    if mistake in ("bits", "bits with e"):
+        bits = loss / math.log(2)
+        return bits, (2 ** bits if mistake == "bits" else bits.exp())
+    perplexity = {"perplexity of the sum": lambda: every.sum().exp(), "perplexity 2 ** loss": lambda: 2 ** loss,
+                  "mean of block means and perplexities": lambda: torch.stack([n.mean().exp() for n in nll]).mean()}.get(mistake, loss.exp)()
+    return loss, perplexity
+
+
+def _held_out_mistake(name, fix, mistake):
+    return Mistake(name, fix, lambda params, data, config: _held_out(params, data, config, mistake))
+
+
+def _context_free(config, seed, dtype):
+    """Test weights whose logits ignore the context: lnf_w = 0, so the final layer norm outputs lnf_b at every position."""
+    params = model_params(config, seed=seed, dtype=dtype, head_scale=3.0)
+    params["lnf_w"] = torch.zeros_like(params["lnf_w"])
+    params["lnf_b"] = randn(config["n_embd"], seed=seed + 1, dtype=dtype)
+    return params
+
+
+class TestHeldOutLoss(Exercise):
+    function = "held_out_loss"
+    forbidden = LOSS_APIS
+    substitutes = (*MODEL_PARTS, "gpt_forward", "cross_entropy")
+    mistakes = (
+        _held_out_mistake("targets not shifted (each character predicts itself)", "the targets are the inputs shifted by one: block i reads data[iT : iT + T] and predicts data[iT + 1 : iT + T + 1].",
+                          "not shifted"),
+        _held_out_mistake("shorter last block dropped", "include the last block of the (N − 1) mod block_size remaining targets: every character but the first is a target once.",
+                          "last dropped"),
+        _held_out_mistake("mean of the block means (a short last block weighs as much as a full one)", "average over characters, not blocks: weigh each block's mean by its number of targets, or call cross_entropy once on all N − 1 targets.",
+                          "mean of block means"),
+        _held_out_mistake("mean of the block means (a short last block weighs as much as a full one)", "average over characters, not blocks, and take the perplexity e^L of that mean, not the mean of the blocks' perplexities.",
+                          "mean of block means and perplexities"),
+        _held_out_mistake("chunks of block_size characters (the first character of each chunk is never a target)", "block i reads x = data[iT : iT + T] and predicts y = data[iT + 1 : iT + T + 1]: the character after a block is its last target, so the blocks' targets cover data[1:].",
+                          "chunks"),
+        _held_out_mistake("divided by N characters instead of the N − 1 targets", "the first character is never predicted: divide the summed loss by len(data) − 1, the number of targets.",
+                          "divided by N"),
+        _held_out_mistake("loss summed over the targets, not averaged", "L is the mean over the N − 1 targets (nats per character), not their sum.",
+                          "summed"),
+        _held_out_mistake("loss in bits (log base 2) instead of nats", "use the natural log, like cross_entropy: L in nats, perplexity e^L.",
+                          "bits"),
+        _held_out_mistake("loss in bits (log base 2) instead of nats", "use the natural log, like cross_entropy: L in nats, perplexity e^L.",
+                          "bits with e"),
+        _held_out_mistake("perplexity from the summed loss (e to the total, not to the mean)", "perplexity = e^L with L the mean loss per character: e to the sum grows with the length of the text.",
+                          "perplexity of the sum"),
+        _held_out_mistake("perplexity as 2 ** loss (the loss is in nats)", "the loss is in nats, so the perplexity is e^L = exp(L), not 2^L.",
+                          "perplexity 2 ** loss"),
+    )
+
+    @staticmethod
+    def reference(params, data, config):
+        return _held_out(params, data, config)
+
+    def test_context_free_worked_example(self, student):
+        """worked example: a model that ignores its context, 20 tokens (blocks of 8, 8 and 3 targets), float32"""
+        self.expect(student, _context_free(CONFIG, seed=310, dtype=torch.float32), tokens(20, seed=311), CONFIG)
+
+    def test_blocks_and_shorter_block_float32(self, student):
+        """30 tokens: blocks of 8, 8, 8 and 5 targets, 2 layers of 3 heads, float32"""
+        self.expect(student, model_params(CONFIG, seed=312, head_scale=3.0), tokens(30, seed=313), CONFIG)
+
+    def test_blocks_and_shorter_block_float64(self, student):
+        """22 tokens: blocks of 8, 8 and 5 targets, float64"""
+        self.expect(student, model_params(CONFIG, seed=314, dtype=torch.float64, head_scale=3.0), tokens(22, seed=315), CONFIG)
+
+    def test_whole_blocks_only(self, student):
+        """25 tokens: 24 targets, exactly 3 blocks of 8 (no shorter block), float64"""
+        self.expect(student, model_params(CONFIG, seed=316, dtype=torch.float64, head_scale=3.0), tokens(25, seed=317), CONFIG)
+
+    def test_shorter_than_one_block(self, student):
+        """6 tokens: a single block of 5 targets, shorter than block_size = 8, float64"""
+        self.expect(student, model_params(CONFIG, seed=318, dtype=torch.float64, head_scale=3.0), tokens(6, seed=319), CONFIG)
+
+    def test_other_config(self, student):
+        """another config (1 layer, 2 heads, C = 8, V = 5, block_size 6): 20 tokens, a last block of 1 target, float32"""
+        config = dict(CONFIG, vocab_size=5, n_layer=1, n_head=2, n_embd=8, block_size=6)
+        self.expect(student, model_params(config, seed=320, head_scale=3.0), tokens(20, seed=321, vocab=5), config)
 
 
 def _decode_mistake(name, fix, **options):

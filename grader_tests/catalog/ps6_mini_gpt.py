@@ -1335,3 +1335,239 @@ def train(params, data, config, steps, seed=0):
     return params, losses
 '''),
 ]
+
+# -- split_data and held_out_loss (section 8: text the model has not read) ----------------------------
+MUTANTS += [
+    Mutant("split_data", "characters shuffled before splitting", '''
+def split_data(data, val_fraction):
+    n = int(len(data) * (1 - val_fraction))
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+    return data[order[:n]], data[order[n:]]
+'''),
+    Mutant("split_data", "characters shuffled before splitting", '''
+def split_data(data, val_fraction):
+    n = int(len(data) * (1 - val_fraction))
+    picked = torch.randperm(len(data))                       # random positions, kept in text order within each part
+    return data[picked[:n].sort().values], data[picked[n:].sort().values]
+'''),
+    Mutant("split_data", "fraction inverted (val_fraction of the text kept for training)", '''
+def split_data(data, val_fraction):
+    n = int(len(data) * val_fraction)
+    return data[:n], data[n:]
+'''),
+    Mutant("split_data", "boundary rounded up (one token too many for training)", '''
+def split_data(data, val_fraction):
+    n_val = int(len(data) * val_fraction)
+    return data[:-n_val], data[-n_val:]
+'''),
+    Mutant("split_data", "boundary rounded up (one token too many for training)", '''
+def split_data(data, val_fraction):
+    n = round(len(data) * (1 - val_fraction))
+    return data[:n], data[n:]
+'''),
+    Mutant("split_data", "boundary token in both parts (val starts one token early)", '''
+def split_data(data, val_fraction):
+    n = int(len(data) * (1 - val_fraction))
+    return data[:n], data[n - 1:]          # the first held-out target needs the character before it
+'''),
+    Mutant("split_data", "parts returned as Python lists", '''
+def split_data(data, val_fraction):
+    tokens = data.tolist()
+    n = int(len(tokens) * (1 - val_fraction))
+    return tokens[:n], tokens[n:]
+'''),
+    Mutant("split_data", "parts returned in the wrong order (val, train)", '''
+def split_data(data, val_fraction):
+    n = int(len(data) * (1 - val_fraction))
+    val, train = data[n:], data[:n]
+    return val, train
+'''),
+    # -- held_out_loss ---------------------------------------------------------------------------
+    Mutant("held_out_loss", "targets not shifted (each character predicts itself)", '''
+def held_out_loss(params, data, config):
+    T = config["block_size"]
+    logits, targets = [], []
+    with torch.no_grad():
+        for start in range(0, len(data) - 1, T):
+            x = data[start:min(start + T, len(data) - 1)]
+            logits.append(gpt_forward(x.view(1, -1), params, config)[0])
+            targets.append(x)
+        loss = cross_entropy(torch.cat(logits), torch.cat(targets))
+    return loss, torch.exp(loss)
+'''),
+    Mutant("held_out_loss", "shorter last block dropped", '''
+def held_out_loss(params, data, config):
+    T = config["block_size"]
+    n = (len(data) - 1) // T
+    x = data[:n * T].view(n, T)
+    y = data[1:n * T + 1].view(n, T)
+    with torch.no_grad():
+        logits = gpt_forward(x, params, config)
+        loss = cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    return loss, loss.exp()
+'''),
+    Mutant("held_out_loss", "mean of the block means (a short last block weighs as much as a full one)", '''
+def held_out_loss(params, data, config):
+    T = config["block_size"]
+    block_losses = []
+    with torch.no_grad():
+        for start in range(0, len(data) - 1, T):
+            y = data[start + 1:start + T + 1]
+            x = data[start:start + len(y)]
+            block_losses.append(cross_entropy(gpt_forward(x[None], params, config)[0], y))
+    loss = torch.stack(block_losses).mean()
+    return loss, loss.exp()
+'''),
+    Mutant("held_out_loss", "chunks of block_size characters (the first character of each chunk is never a target)", '''
+def held_out_loss(params, data, config):
+    T = config["block_size"]
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for chunk in data.split(T):
+            if len(chunk) < 2:
+                continue
+            logits = gpt_forward(chunk[:-1].unsqueeze(0), params, config)[0]
+            total += cross_entropy(logits, chunk[1:]).item() * (len(chunk) - 1)
+            count += len(chunk) - 1
+    return total / count, math.exp(total / count)
+'''),
+    Mutant("held_out_loss", "divided by N characters instead of the N − 1 targets", '''
+def held_out_loss(params, data, config):
+    T = config["block_size"]
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(data) - 1, T):
+            y = data[start + 1:start + T + 1]
+            x = data[start:start + len(y)]
+            total = total + cross_entropy(gpt_forward(x.view(1, -1), params, config)[0], y) * len(y)
+    loss = total / len(data)
+    return loss, torch.exp(loss)
+'''),
+    Mutant("held_out_loss", "loss in bits (log base 2) instead of nats", '''
+def held_out_loss(params, data, config):
+    T = config["block_size"]
+    logits, targets = [], []
+    with torch.no_grad():
+        for start in range(0, len(data) - 1, T):
+            y = data[start + 1:start + T + 1]
+            logits.append(gpt_forward(data[start:start + len(y)].view(1, -1), params, config)[0])
+            targets.append(y)
+        logits, targets = torch.cat(logits), torch.cat(targets)
+        log2_p = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None]).squeeze(1) / math.log(2)
+        bits = -log2_p.mean()
+    return bits, 2 ** bits
+'''),
+    Mutant("held_out_loss", "perplexity from the summed loss (e to the total, not to the mean)", '''
+def held_out_loss(params, data, config):
+    T = config["block_size"]
+    logits, targets = [], []
+    with torch.no_grad():
+        for start in range(0, len(data) - 1, T):
+            y = data[start + 1:start + T + 1]
+            logits.append(gpt_forward(data[start:start + len(y)].view(1, -1), params, config)[0])
+            targets.append(y)
+        loss = cross_entropy(torch.cat(logits), torch.cat(targets))
+    return loss, torch.exp(loss * (len(data) - 1))
+'''),
+    Mutant("held_out_loss", "perplexity as 2 ** loss (the loss is in nats)", '''
+def held_out_loss(params, data, config):
+    T = config["block_size"]
+    logits, targets = [], []
+    with torch.no_grad():
+        for start in range(0, len(data) - 1, T):
+            y = data[start + 1:start + T + 1]
+            logits.append(gpt_forward(data[start:start + len(y)].view(1, -1), params, config)[0])
+            targets.append(y)
+        loss = cross_entropy(torch.cat(logits), torch.cat(targets))
+    return loss, 2 ** loss
+'''),
+]
+VARIANTS += [
+    Variant("split_data", "torch.split with the two sizes", '''
+def split_data(data, val_fraction):
+    n_train = int((1 - val_fraction) * data.shape[0])
+    train, val = torch.split(data, [n_train, data.shape[0] - n_train])
+    return train, val
+'''),
+    Variant("split_data", "held-out size rounded up with math.ceil, narrow", '''
+def split_data(data, val_fraction):
+    n_val = math.ceil(len(data) * val_fraction)          # the same boundary: N − ⌈N f⌉ = ⌊N (1 − f)⌋
+    n = len(data) - n_val
+    return data.narrow(0, 0, n), data.narrow(0, n, n_val)
+'''),
+    Variant("split_data", "math.floor and tensor_split, returned as a list", '''
+def split_data(data, val_fraction):
+    boundary = math.floor(len(data) * (1 - val_fraction))
+    return list(torch.tensor_split(data, [boundary]))
+'''),
+    Variant("held_out_loss", "a loop over blocks, each mean weighted by its length, Python floats", '''
+def held_out_loss(params, data, config):
+    T = config["block_size"]
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(data) - 1, T):
+            stop = min(start + T, len(data) - 1)
+            x, y = data[start:stop], data[start + 1:stop + 1]
+            total += cross_entropy(gpt_forward(x.unsqueeze(0), params, config)[0], y).item() * len(y)
+            count += len(y)
+    return total / count, math.exp(total / count)
+'''),
+    Variant("held_out_loss", "windows of block_size + 1 with unfold, log_softmax and gather, a decorator", '''
+@torch.no_grad()
+def held_out_loss(params, data, config):
+    T = config["block_size"]
+    n = (len(data) - 1) // T
+    nll = []
+    if n:
+        windows = data[:n * T + 1].unfold(0, T + 1, T)                  # (n, T + 1), consecutive windows share one token
+        logits = gpt_forward(windows[:, :-1], params, config)           # (n, T, V)
+        nll.append(-logits.log_softmax(-1).gather(-1, windows[:, 1:, None]).flatten())
+    rest = data[n * T:]
+    if len(rest) > 1:
+        logits = gpt_forward(rest[None, :-1], params, config)            # (1, r, V)
+        nll.append(-logits.log_softmax(-1).gather(-1, rest[None, 1:, None]).flatten())
+    loss = torch.cat(nll).mean()
+    return loss, loss.exp()
+'''),
+    Variant("held_out_loss", "sum of per-block cross_entropy times the count, tensors", '''
+def held_out_loss(params, data, config):
+    T = config["block_size"]
+    with torch.no_grad():
+        sums, count = [], 0
+        for i in range(math.ceil((len(data) - 1) / T)):
+            x = data[i * T:(i + 1) * T]
+            y = data[i * T + 1:(i + 1) * T + 1]
+            x = x[:len(y)]
+            sums.append(cross_entropy(gpt_forward(x.reshape(1, -1), params, config).squeeze(0), y) * len(y))
+            count += len(y)
+        loss = torch.stack(sums).sum() / count
+        perplexity = torch.exp(loss)
+    return loss, perplexity
+'''),
+]
+FORBIDDEN += [
+    Forbidden("held_out_loss", "torch.nn.functional.cross_entropy", '''
+def held_out_loss(params, data, config):
+    T = config["block_size"]
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(data) - 1, T):
+            y = data[start + 1:start + T + 1]
+            logits = gpt_forward(data[start:start + len(y)][None], params, config)[0]
+            total = total + F.cross_entropy(logits, y, reduction="sum")
+    loss = total / (len(data) - 1)
+    return loss, loss.exp()
+'''),
+    Forbidden("held_out_loss", "torch.nn.functional.nll_loss", '''
+def held_out_loss(params, data, config):
+    T = config["block_size"]
+    logits, targets = [], []
+    with torch.no_grad():
+        for start in range(0, len(data) - 1, T):
+            y = data[start + 1:start + T + 1]
+            logits.append(gpt_forward(data[start:start + len(y)][None], params, config)[0])
+            targets.append(y)
+        loss = F.nll_loss(torch.cat(logits).log_softmax(-1), torch.cat(targets))
+    return loss, loss.exp()
+'''),
+]
