@@ -11,6 +11,7 @@ from traitlets import Bool, Unicode
 CSS = """
 div.cell pre, div.output_area pre, div.output_subarea pre { white-space: pre-wrap; overflow-wrap: anywhere; word-break: normal; }
 div.output_subarea { max-width: 100%; overflow-x: hidden; }
+div.output_subarea img { max-width: 100%; height: auto; }
 div.mfml-report ul { list-style: none; padding-left: 0.5em; margin: 0.3em 0; }
 div.mfml-report li { margin: 0.15em 0; }
 div.mfml-report li pre { margin: 0.2em 0 0.4em 3.2em; padding: 0.3em 0.5em; background: #f7f7f7; border: none; }

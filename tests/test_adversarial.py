@@ -49,8 +49,9 @@ def _replace(function, code):
 class Case:
     """One student: answers (changes to the solution cells), notebook changes, files beside it, and the verdict.
 
-    `says` maps a function to text its feedback must contain (None: any feedback, "notebook": the whole
-    autograded notebook); `never` is text the autograded notebook must not contain.
+    `says` maps a function to text its feedback must contain, or a tuple of texts one of which it must
+    contain (None: any feedback, "notebook": the whole autograded notebook); `never` is text the
+    autograded notebook must not contain.
     """
 
     def __init__(self, answers=None, notebook=None, files=None, zero=(), lost=(), says=None, never=(), whole_zero=False,
@@ -117,9 +118,10 @@ except OSError as error:
         "ignores_interrupts": Case(_suffix("softmax", "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"),
                                    zero=_onward("softmax"),
                                    says={"softmax": "did not stop when interrupted"}),
-        # the bomb fills the process limit, so the notebook cannot be copied for lora_forward's checks
+        # the bomb fills the process limit, so the notebook cannot be copied for lora_forward's checks (or, on a
+        # busy machine, the copy is made but the bomb's processes keep the call from answering)
         "fork_bomb": Case(_suffix("lora_forward", "import os\nwhile True:\n    os.fork()"),
-                          zero=_onward("lora_forward"), says={"lora_forward": "could not be copied"}),
+                          zero=_onward("lora_forward"), says={"lora_forward": ("could not be copied", "did not stop when interrupted")}),
         "memory_hog": Case(_replace("l2_norm", "def l2_norm(x, dim=-1):\n    hog = bytearray(8 * 2**30)\n    return (x * x).sum(dim).sqrt()"),
                            zero={"l2_norm"}, says={"l2_norm": "MemoryError"}),
         "huge_output": Case(_suffix("linear", "for i in range(3_000_000):\n    print('spam', i)\nprint('x' * 100_000_000)")),
@@ -449,7 +451,8 @@ def _check_verdict(grading, student, case):
     rendered = _rendered_text(grading, student, assignment)
     for function, text in case.says.items():
         where = notebook if function == "notebook" else feedback.get(function, "") if function else "\n".join(feedback.values())
-        assert text in where, f"{student}: {function or 'the feedback'} does not say {text!r}:\n{where[:3000]}"
+        assert any(t in where for t in ((text,) if isinstance(text, str) else text)), \
+            f"{student}: {function or 'the feedback'} does not say {text!r}:\n{where[:3000]}"
     for text in case.never:
         assert text not in rendered, f"{student}: the autograded notebook shows {text!r}"
 
