@@ -470,43 +470,48 @@ class TestLayerNorm(_ModelExercise):
         return True
 
 
+def _attention_mistake(name, fix, **options):
+    """A mistake of causal_self_attention: the reference with one wrong `option` (see _self_attention)."""
+    return Mistake(name, fix, lambda x, params, n_head: _self_attention(x, params, n_head, **options))
+
+
 class TestCausalSelfAttention(_ModelExercise):
     function = "causal_self_attention"
     forbidden = ATTENTION_APIS
     substitutes = ("attention",)
     mistakes = (
-        Mistake("no causal mask", "call attention(q, k, v, causal=True): position t must not see positions after t.",
-                lambda x, params, n_head: _self_attention(x, params, n_head, causal=False)),
-        Mistake("future positions filled with 0 instead of −inf", "a score of 0 still gets weight e⁰ = 1: fill the scores of keys j > t with float('-inf') before the softmax.",
-                lambda x, params, n_head: _self_attention(x, params, n_head, attend=_hand_attention("mask with 0"))),
-        Mistake("mask applied after the softmax (weights no longer sum to 1)", "mask the scores with −inf before the softmax, so each row of weights sums to 1 over keys 0..t.",
-                lambda x, params, n_head: _self_attention(x, params, n_head, attend=_hand_attention("mask after softmax"))),
-        Mistake("softmax over the query axis", "each query's weights are a distribution over the keys: softmax over the last dim (dim=-1) of the (T_q, T_k) scores.",
-                lambda x, params, n_head: _self_attention(x, params, n_head, attend=_hand_attention("softmax over queries"))),
-        Mistake("diagonal masked too (position t cannot see itself)", "mask keys j > t only: torch.triu(ones, diagonal=1), or keep tril(ones) as the allowed keys.",
-                lambda x, params, n_head: _self_attention(x, params, n_head, attend=_hand_attention("diagonal masked"))),
-        Mistake("heads split with reshape, without transpose", "view (B, T, C) as (B, T, n_head, hs), then transpose(1, 2) to (B, n_head, T, hs); reshaping straight to (B, n_head, T, hs) mixes positions into heads.",
-                lambda x, params, n_head: _self_attention(x, params, n_head, split="reshape", merge="reshape")),
-        Mistake("heads merged without transposing back", "the output (B, n_head, T, hs) must be transposed to (B, T, n_head, hs) before reshaping to (B, T, C).",
-                lambda x, params, n_head: _self_attention(x, params, n_head, merge="reshape")),
-        Mistake("heads merged channel by channel (stacked on the last dim)", "head h writes channels h·hs .. (h+1)·hs − 1: concatenate the heads (torch.cat(heads, dim=-1)), do not stack them on a new last dim.",
-                lambda x, params, n_head: _self_attention(x, params, n_head, merge="interleave")),
-        Mistake("q, k, v split inside each head", "the rows of W_qkv are [q | k | v] for the whole model: split the (B, T, 3C) projection into three (B, T, C) tensors first, then each into heads.",
-                lambda x, params, n_head: _self_attention(x, params, n_head, split="per head")),
-        Mistake("n_head ignored (one head of size C)", "split q, k, v into n_head heads of size C // n_head and attend in each head separately.",
-                lambda x, params, n_head: _self_attention(x, params, n_head, split="none")),
+        _attention_mistake("no causal mask", "call attention(q, k, v, causal=True): position t must not see positions after t.",
+                           causal=False),
+        _attention_mistake("future positions filled with 0 instead of −inf", "a score of 0 still gets weight e⁰ = 1: fill the scores of keys j > t with float('-inf') before the softmax.",
+                           attend=_hand_attention("mask with 0")),
+        _attention_mistake("mask applied after the softmax (weights no longer sum to 1)", "mask the scores with −inf before the softmax, so each row of weights sums to 1 over keys 0..t.",
+                           attend=_hand_attention("mask after softmax")),
+        _attention_mistake("softmax over the query axis", "each query's weights are a distribution over the keys: softmax over the last dim (dim=-1) of the (T_q, T_k) scores.",
+                           attend=_hand_attention("softmax over queries")),
+        _attention_mistake("diagonal masked too (position t cannot see itself)", "mask keys j > t only: torch.triu(ones, diagonal=1), or keep tril(ones) as the allowed keys.",
+                           attend=_hand_attention("diagonal masked")),
+        _attention_mistake("heads split with reshape, without transpose", "view (B, T, C) as (B, T, n_head, hs), then transpose(1, 2) to (B, n_head, T, hs); reshaping straight to (B, n_head, T, hs) mixes positions into heads.",
+                           split="reshape", merge="reshape"),
+        _attention_mistake("heads merged without transposing back", "the output (B, n_head, T, hs) must be transposed to (B, T, n_head, hs) before reshaping to (B, T, C).",
+                           merge="reshape"),
+        _attention_mistake("heads merged channel by channel (stacked on the last dim)", "head h writes channels h·hs .. (h+1)·hs − 1: concatenate the heads (torch.cat(heads, dim=-1)), do not stack them on a new last dim.",
+                           merge="interleave"),
+        _attention_mistake("q, k, v split inside each head", "the rows of W_qkv are [q | k | v] for the whole model: split the (B, T, 3C) projection into three (B, T, C) tensors first, then each into heads.",
+                           split="per head"),
+        _attention_mistake("n_head ignored (one head of size C)", "split q, k, v into n_head heads of size C // n_head and attend in each head separately.",
+                           split="none"),
         Mistake("scores scaled by √C instead of √head_size", "inside a head d_k is the head size C // n_head: scale by 1/√(C // n_head).",
                 lambda x, params, n_head: _self_attention(x, params, n_head, scale=1.0 / math.sqrt(x.shape[-1]))),
-        Mistake("q, k, v taken in the wrong order", "the rows of W_qkv are [q | k | v]: the first C outputs are q, the next C are k, the last C are v.",
-                lambda x, params, n_head: _self_attention(x, params, n_head, order=(1, 0, 2))),
-        Mistake("output projection missing", "finish with y @ W_projᵀ + b_proj.",
-                lambda x, params, n_head: _self_attention(x, params, n_head, project=False)),
-        Mistake("W_proj not transposed (y @ W_proj)", "like every weight here W_proj is (out, in): y @ W_proj.T + b_proj.",
-                lambda x, params, n_head: _self_attention(x, params, n_head, proj_transposed=True)),
-        Mistake("b_qkv not added", "the q, k, v projection has a bias: x @ W_qkv.T + b_qkv.",
-                lambda x, params, n_head: _self_attention(x, params, n_head, qkv_bias=False)),
-        Mistake("b_proj not added", "the output projection has a bias: y @ W_proj.T + b_proj.",
-                lambda x, params, n_head: _self_attention(x, params, n_head, proj_bias=False)),
+        _attention_mistake("q, k, v taken in the wrong order", "the rows of W_qkv are [q | k | v]: the first C outputs are q, the next C are k, the last C are v.",
+                           order=(1, 0, 2)),
+        _attention_mistake("output projection missing", "finish with y @ W_projᵀ + b_proj.",
+                           project=False),
+        _attention_mistake("W_proj not transposed (y @ W_proj)", "like every weight here W_proj is (out, in): y @ W_proj.T + b_proj.",
+                           proj_transposed=True),
+        _attention_mistake("b_qkv not added", "the q, k, v projection has a bias: x @ W_qkv.T + b_qkv.",
+                           qkv_bias=False),
+        _attention_mistake("b_proj not added", "the output projection has a bias: y @ W_proj.T + b_proj.",
+                           proj_bias=False),
     )
 
     @staticmethod
@@ -549,45 +554,50 @@ def _attention_params(C, seed, dtype=torch.float32):
     return {key: block[key] for key in ("W_qkv", "b_qkv", "W_proj", "b_proj")}
 
 
+def _block_mistake(name, fix, **options):
+    """A mistake of transformer_block: the reference block with one wrong `option` (see _block)."""
+    return Mistake(name, fix, lambda x, params, n_head: _block(x, params, n_head, **options))
+
+
 class TestTransformerBlock(_ModelExercise):
     function = "transformer_block"
     forbidden = MODEL_APIS
     substitutes = ("attention", "layer_norm", "causal_self_attention")
     mistakes = (
-        Mistake("post-LN instead of pre-LN", "normalise the input of each sublayer, not its output: x + attn(ln1(x)), then x + mlp(ln2(x)).",
-                lambda x, params, n_head: _block(x, params, n_head, pre_ln=False)),
-        Mistake("residual added to the normalised input", "the residual stream is x itself: x = x + attn(ln1(x)), not h = ln1(x); h + attn(h) (and the same for the MLP).",
-                lambda x, params, n_head: _block(x, params, n_head, residual="normalised")),
-        Mistake("no residual around attention", "add the attention output to x: x = x + causal_self_attention(ln1(x)).",
-                lambda x, params, n_head: _block(x, params, n_head, attn_residual=False)),
-        Mistake("no residual around the MLP", "add the MLP output to x: x = x + mlp(ln2(x)).",
-                lambda x, params, n_head: _block(x, params, n_head, mlp_residual=False)),
-        Mistake("the block returns only the updates (x not added)", "return the residual stream x + attention + MLP, not the two updates alone.",
-                lambda x, params, n_head: _block(x, params, n_head, returns="updates")),
-        Mistake("attention update dropped from the output", "return (x + a) + mlp(ln2(x + a)), with a the attention output: the MLP adds to the updated stream, not to the block's input.",
-                lambda x, params, n_head: _block(x, params, n_head, returns="input")),
-        Mistake("MLP reads the block input, not x + attention (parallel block)", "the sublayers run one after the other: the MLP reads ln2(x + attention(...)).",
-                lambda x, params, n_head: _block(x, params, n_head, parallel=True)),
-        Mistake("ln1 used before the MLP too", "the MLP has its own layer norm: ln2_w, ln2_b.",
-                lambda x, params, n_head: _block(x, params, n_head, ln2="ln1")),
-        Mistake("layer norms swapped (ln2 before attention, ln1 before the MLP)", "ln1 belongs to the attention, ln2 to the MLP.",
-                lambda x, params, n_head: _block(x, params, n_head, ln1="ln2", ln2="ln1")),
-        Mistake("no layer norm before attention", "the attention reads ln1(x), not x.",
-                lambda x, params, n_head: _block(x, params, n_head, ln1=None)),
-        Mistake("no layer norm before the MLP", "the MLP reads ln2(x), not x.",
-                lambda x, params, n_head: _block(x, params, n_head, ln2=None)),
-        Mistake("ReLU instead of GELU", "the MLP's activation is GELU (F.gelu).",
-                lambda x, params, n_head: _block(x, params, n_head, act="relu")),
-        Mistake("tanh approximation of GELU", "use the exact GELU x·Φ(x) (F.gelu's default), not approximate='tanh'.",
-                lambda x, params, n_head: _block(x, params, n_head, act="tanh")),
-        Mistake("no activation in the MLP", "apply F.gelu between the two linear maps: gelu(h @ W_up.T + b_up) @ W_down.T + b_down.",
-                lambda x, params, n_head: _block(x, params, n_head, act="none")),
-        Mistake("GELU applied after the down projection too", "the MLP has one activation, between W_up and W_down; its output goes into the residual stream as it is.",
-                lambda x, params, n_head: _block(x, params, n_head, act_out=True)),
-        Mistake("b_up not added", "the first MLP layer has a bias: h @ W_up.T + b_up.",
-                lambda x, params, n_head: _block(x, params, n_head, up_bias=False)),
-        Mistake("b_down not added", "the second MLP layer has a bias: ... @ W_down.T + b_down.",
-                lambda x, params, n_head: _block(x, params, n_head, down_bias=False)),
+        _block_mistake("post-LN instead of pre-LN", "normalise the input of each sublayer, not its output: x + attn(ln1(x)), then x + mlp(ln2(x)).",
+                       pre_ln=False),
+        _block_mistake("residual added to the normalised input", "the residual stream is x itself: x = x + attn(ln1(x)), not h = ln1(x); h + attn(h) (and the same for the MLP).",
+                       residual="normalised"),
+        _block_mistake("no residual around attention", "add the attention output to x: x = x + causal_self_attention(ln1(x)).",
+                       attn_residual=False),
+        _block_mistake("no residual around the MLP", "add the MLP output to x: x = x + mlp(ln2(x)).",
+                       mlp_residual=False),
+        _block_mistake("the block returns only the updates (x not added)", "return the residual stream x + attention + MLP, not the two updates alone.",
+                       returns="updates"),
+        _block_mistake("attention update dropped from the output", "return (x + a) + mlp(ln2(x + a)), with a the attention output: the MLP adds to the updated stream, not to the block's input.",
+                       returns="input"),
+        _block_mistake("MLP reads the block input, not x + attention (parallel block)", "the sublayers run one after the other: the MLP reads ln2(x + attention(...)).",
+                       parallel=True),
+        _block_mistake("ln1 used before the MLP too", "the MLP has its own layer norm: ln2_w, ln2_b.",
+                       ln2="ln1"),
+        _block_mistake("layer norms swapped (ln2 before attention, ln1 before the MLP)", "ln1 belongs to the attention, ln2 to the MLP.",
+                       ln1="ln2", ln2="ln1"),
+        _block_mistake("no layer norm before attention", "the attention reads ln1(x), not x.",
+                       ln1=None),
+        _block_mistake("no layer norm before the MLP", "the MLP reads ln2(x), not x.",
+                       ln2=None),
+        _block_mistake("ReLU instead of GELU", "the MLP's activation is GELU (F.gelu).",
+                       act="relu"),
+        _block_mistake("tanh approximation of GELU", "use the exact GELU x·Φ(x) (F.gelu's default), not approximate='tanh'.",
+                       act="tanh"),
+        _block_mistake("no activation in the MLP", "apply F.gelu between the two linear maps: gelu(h @ W_up.T + b_up) @ W_down.T + b_down.",
+                       act="none"),
+        _block_mistake("GELU applied after the down projection too", "the MLP has one activation, between W_up and W_down; its output goes into the residual stream as it is.",
+                       act_out=True),
+        _block_mistake("b_up not added", "the first MLP layer has a bias: h @ W_up.T + b_up.",
+                       up_bias=False),
+        _block_mistake("b_down not added", "the second MLP layer has a bias: ... @ W_down.T + b_down.",
+                       down_bias=False),
     )
 
     @staticmethod

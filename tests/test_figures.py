@@ -22,6 +22,7 @@ import matplotlib
 import nbformat
 import numpy
 import pytest
+from nbgrader.utils import is_solution
 from IPython.core.inputtransformer2 import TransformerManager
 from PIL import Image
 
@@ -52,7 +53,7 @@ def _graded_names(notebook):
     """The grade_ids of the solution cells and every function or class they define."""
     names = set()
     for cell in notebook.cells:
-        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+        if cell.cell_type == "code" and is_solution(cell):
             names.add(course.grade_id(cell))
             tree = ast.parse(TransformerManager().transform_cell(cell.source))
             names |= {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
