@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 ASSIGNMENTS := $(notdir $(wildcard source/ps*))
 SUBMITTED = $(sort $(notdir $(wildcard submitted/*/ps*)))
 
-.PHONY: sysdeps venv release autograde feedback export report demo test validate-grader check bench clean
+.PHONY: sysdeps venv pretrain release autograde feedback export report demo test validate-grader check bench clean
 
 ## sysdeps: system packages: bubblewrap (the sandbox student code runs in), chromium (browser tests)
 SYSTEM_PACKAGES := bubblewrap chromium chromium-driver
@@ -23,6 +23,10 @@ $(STAMP):
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -c requirements.lock -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
+
+## pretrain: remake ps8's data and pretrained encoder from the course's own text (about 7 minutes; both are shipped)
+pretrain: venv
+	$(PYTHON) -m mfml_grader pretrain
 
 ## release: generate release/ (student notebooks) from source/ for every assignment
 release: venv

@@ -8,6 +8,7 @@
     python -m mfml_grader check A [f ...]    # the same promises in this process, in seconds (the author's loop)
     python -m mfml_grader report             # reports/index.html: item analysis with plots
     python -m mfml_grader export-lms         # exports/gradescope/**/results.json and exports/canvas.csv
+    python -m mfml_grader pretrain           # remake ps8's data and pretrained encoder (about 7 minutes; both shipped)
 """
 
 import argparse
@@ -76,7 +77,7 @@ def print_table(root, out=sys.stdout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mfml_grader", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["release", "demo-submissions", "autograde", "table", "validate", "check", "report", "export-lms"])
+    parser.add_argument("command", choices=["release", "demo-submissions", "autograde", "table", "validate", "check", "report", "export-lms", "pretrain"])
     parser.add_argument("assignments", nargs="*", help="assignments to grade or validate (default: all); for check: one assignment, then functions")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders (default: all cores)")
     parser.add_argument("--course", type=Path, default=None, help="course directory (default: found from the current folder)")
@@ -105,6 +106,10 @@ def main(argv=None):
         from .validate import main as validate
 
         sys.exit(validate(root, max(1, args.jobs), args.assignments))
+    elif args.command == "pretrain":
+        from .pretrain import main as pretrain
+
+        pretrain(root)
     elif args.command == "check":
         from .check import main as check
 

@@ -171,8 +171,8 @@ def _run_pool(pairs, jobs, start, on_done):
 class ProgressBar:
     """`[#######.....] 23/40 notebooks  4.1/s  ETA 4s` on one refreshed line (a line per step when not a tty)."""
 
-    def __init__(self, total, label, out=sys.stderr):
-        self.total, self.label, self.out = total, label, out
+    def __init__(self, total, label, out=sys.stderr, unit="notebooks"):
+        self.total, self.label, self.out, self.unit = total, label, out, unit
         self.started, self.shown, self.logged = time.monotonic(), -1, -1
 
     def show(self, done, final=False):
@@ -184,7 +184,7 @@ class ProgressBar:
         eta = f"ETA {(self.total - done) / rate:.0f}s" if rate and done < self.total else f"{elapsed:.0f}s"
         width = 30
         filled = int(width * done / self.total) if self.total else width
-        line = f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} notebooks  {rate:.1f}/s  {eta}"
+        line = f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {self.unit}  {rate:.1f}/s  {eta}"
         if self.out.isatty():
             self.out.write("\r" + line + ("\n" if final else ""))
         elif final or done * 10 // max(1, self.total) != self.logged:  # a log file: a line per tenth
