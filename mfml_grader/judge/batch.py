@@ -46,6 +46,19 @@ def _grading_vars(threads, progress_file):
     return {"MFML_THREADS": str(threads), PROGRESS_ENV: str(progress_file)}
 
 
+def prepare_gradebook(root, pairs):
+    """Create the gradebook's schema and every student of `pairs` before any grader starts.
+
+    nbgrader creates a new student by looking it up, then inserting it, and creates the schema on
+    every open: two graders that meet the same new student (or a new database) at the same moment
+    can both insert, and one of them fails. Done once here, by the one coordinator, no grader inserts.
+    """
+    with open_gradebook(root) as gradebook:
+        known = {student.id for student in gradebook.students}
+        for student in sorted({student for _, student in pairs} - known):
+            gradebook.add_student(student)
+
+
 def _retry_alone(root, assignment, student, threads, progress_file, log_file, limit):
     """Grade one submission with a plain `nbgrader autograde` process of its own (stopped past `limit` s)."""
     command = ["nbgrader", "autograde", assignment, f"--CourseDirectory.student_id={student}", "--force", "--log-level=WARN"]
@@ -266,6 +279,7 @@ def autograde(root, assignments, jobs, out=sys.stderr):
     pairs = [(a, s) for a in assignments for s in submitted_students(root, a)]
     if not pairs:
         return []
+    prepare_gradebook(root, pairs)
     progress, output = logs / TIMES_FILE, logs / "autograde-output.log"
     progress.write_text("")
     output.write_text("")
