@@ -1,6 +1,7 @@
 """A throwaway copy of the course in which tests run real nbgrader commands."""
 
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -40,3 +41,31 @@ class Course:
     def scores(self, assignment, student):
         """{function: (score, max)} for every test cell of a graded submission."""
         return course.test_cell_scores(self.root, assignment, student)
+
+
+def submit_batch(root, assignments, students, db_url=None):
+    """A fresh course copy at `root` (its gradebook at `db_url` if given) with every student's submission
+    of `assignments` released and submitted: the demo students' answers, and the solutions for the others."""
+    from mfml_grader import cli
+
+    course = Course.copy_of_repo(root)
+    if db_url:
+        with open(course.root / "nbgrader_config.py", "a") as config:
+            config.write(f"\nc.CourseDirectory.db_url = {db_url!r}\n")
+    for assignment in assignments:
+        course.nbgrader("generate_assignment", assignment, "--force")
+        for student in students:
+            kind = student if student in cli.DEMO_STUDENTS else "perfect"
+            course.submit(student, assignment, cli.demo_answers(kind, assignment, course.root) or {})
+    return course
+
+
+def autograde(course, assignments, *options):
+    """Run `python -m mfml_grader autograde` on the course (a subprocess); returns its CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "mfml_grader", "autograde", *options, *assignments],
+                          cwd=course.root, env=nbgrader_env(), capture_output=True, text=True, timeout=1800)
+
+
+def batch_scores(course, assignments, students):
+    """{(assignment, student): {function: (score, max)}}."""
+    return {(a, s): course.scores(a, s) for a in assignments for s in students}

@@ -6,13 +6,10 @@ nothing: the coordinator creates the schema and the students before any grader s
 graders never race to create the same student (nbgrader checks, then inserts).
 """
 
-import subprocess
-import sys
-
 import pytest
 
 import servers
-from course_fixture import Course, nbgrader_env
+from course_fixture import Course, autograde, batch_scores, submit_batch
 from mfml_grader import cli
 
 ASSIGNMENTS = ("ps3_probability", "ps4_information_theory")
@@ -21,20 +18,10 @@ STUDENTS = ("perfect", "typical_mistakes", "untouched", "ada", "grace", "alan", 
 
 def graded_batch(root, db_url=None):
     """{(assignment, student): {function: (score, max)}} of the batch graded in a fresh course copy at `root`."""
-    course = Course.copy_of_repo(root)
-    if db_url:
-        with open(course.root / "nbgrader_config.py", "a") as config:
-            config.write(f"\nc.CourseDirectory.db_url = {db_url!r}\n")
-    for assignment in ASSIGNMENTS:
-        course.nbgrader("generate_assignment", assignment, "--force")
-        for student in STUDENTS:
-            kind = student if student in cli.DEMO_STUDENTS else "perfect"
-            answers = cli.demo_answers(kind, assignment, course.root) or {}
-            course.submit(student, assignment, answers)
-    result = subprocess.run([sys.executable, "-m", "mfml_grader", "autograde", "--jobs", "2", *ASSIGNMENTS],
-                            cwd=course.root, env=nbgrader_env(), capture_output=True, text=True, timeout=1200)
+    course = submit_batch(root, ASSIGNMENTS, STUDENTS, db_url)
+    result = autograde(course, ASSIGNMENTS, "--jobs", "2")
     assert result.returncode == 0 and "NOT GRADED" not in result.stderr, result.stderr[-3000:]
-    return {(a, s): course.scores(a, s) for a in ASSIGNMENTS for s in STUDENTS}
+    return batch_scores(course, ASSIGNMENTS, STUDENTS)
 
 
 @pytest.fixture(scope="module")

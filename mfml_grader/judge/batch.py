@@ -16,6 +16,7 @@ import multiprocessing.connection
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -98,8 +99,21 @@ def _grade(assignment, student):
     return "\n".join(lines + [result.get("error", "")]).strip()
 
 
+def _exit_with_parent():
+    """Stop this grading process when the process that started it is gone (killed without a goodbye)."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _serve(connection, start):
     """A grading process: set up once, then grade each (assignment, student) it is sent."""
+    _exit_with_parent()
     connection.send(_start_grader(*start))
     while True:
         try:
@@ -267,10 +281,11 @@ def record_failure(root, assignment, student, reason):
     nbformat.write(release, folder / f"{assignment}.ipynb")
 
 
-def autograde(root, assignments, jobs, out=sys.stderr):
+def autograde(root, assignments, jobs, out=sys.stderr, cluster=None):
     """Grade every submission of `assignments` with `jobs` grading processes; returns failures.
 
     Each process pays the start-up (nbgrader, torch, the sandbox) once, then grades pair after pair.
+    `cluster`: None for processes of this machine, else where Dask runs them (mfml_grader/judge/cluster.py).
     """
     root = Path(root).resolve()
     logs = root / "logs"
@@ -298,7 +313,14 @@ def autograde(root, assignments, jobs, out=sys.stderr):
             done.append(pair)
             bar.show(len(done))
 
-        limit = _run_pool(pairs, jobs, start, finished) or SandboxedExecute.notebook_timeout.default_value + GRACE_SECONDS
+        if cluster:
+            from .cluster import run_on_cluster
+
+            run_on_cluster(cluster, pairs, jobs, start, finished)
+            limit = None
+        else:
+            limit = _run_pool(pairs, jobs, start, finished)
+        limit = limit or SandboxedExecute.notebook_timeout.default_value + GRACE_SECONDS
     stopped = {(a, s) for a, s, _ in failures}
     for assignment, student in _ungraded(root, [p for p in pairs if p not in stopped]):
         with open(logs / f"autograde-{assignment}-{student}.log", "w") as log_file:
