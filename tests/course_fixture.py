@@ -60,10 +60,11 @@ def submit_batch(root, assignments, students, db_url=None):
     return course
 
 
-def autograde(course, assignments, *options):
-    """Run `python -m mfml_grader autograde` on the course (a subprocess); returns its CompletedProcess."""
+def autograde(course, assignments, *options, env=None):
+    """Run `python -m mfml_grader autograde` on the course (a subprocess, in `env` plus this Python's
+    scripts on PATH); returns its CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "mfml_grader", "autograde", *options, *assignments],
-                          cwd=course.root, env=nbgrader_env(), capture_output=True, text=True, timeout=1800)
+                          cwd=course.root, env=nbgrader_env(**(env or {})), capture_output=True, text=True, timeout=1800)
 
 
 def batch_scores(course, assignments, students):

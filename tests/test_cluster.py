@@ -73,3 +73,18 @@ def test_dead_workers_cost_retries_not_grades(pool_scores, tmp_path):
             assert scores[ASSIGNMENT, student] == pool_scores[ASSIGNMENT, student], student
     assert all(score == 0 for score, _ in scores[ASSIGNMENT, "bomb"].values())
     assert f"NOT GRADED bomb/{ASSIGNMENT}: grading this submission stopped its grading worker" in result.stderr, result.stderr[-2000:]
+
+
+def test_slurm_and_postgresql_give_the_local_sqlite_scores(pool_scores, tmp_path):
+    """The batch as Slurm jobs (dask-jobqueue) writing to a PostgreSQL gradebook: the pool's scores."""
+    import servers
+
+    with servers.postgres(tmp_path / "postgres") as db_url, servers.slurm(tmp_path / "slurm") as slurm_env:
+        course = submit_batch(tmp_path / "course", [ASSIGNMENT], STUDENTS, db_url)
+        env = dict(slurm_env, DASK_JOBQUEUE__SLURM__CORES="1", DASK_JOBQUEUE__SLURM__MEMORY="2GiB",
+                   DASK_JOBQUEUE__SLURM__WALLTIME="00:20:00", DASK_JOBQUEUE__SLURM__INTERFACE="lo", DASK_JOBQUEUE__SLURM__LOG_DIRECTORY=str(tmp_path / "slurm"))
+        result = autograde(course, [ASSIGNMENT], "--jobs", "2", "--cluster", "slurm", env=env)
+        assert result.returncode == 0 and "NOT GRADED" not in result.stderr, result.stderr[-3000:]
+        assert batch_scores(course, [ASSIGNMENT], STUDENTS) == pool_scores
+        worker_logs = list((tmp_path / "slurm").glob("dask-worker-*.err"))
+        assert any("Start worker at:      tcp://127.0.0.1:" in log.read_text() for log in worker_logs), "no Slurm job ran a Dask worker on loopback"

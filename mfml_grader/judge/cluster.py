@@ -9,8 +9,10 @@ A pair whose task kills `allowed_failures + 1` workers ends as 0 with the reason
 (this process) creates the gradebook's students before dispatching and records every outcome.
 
 Clusters: `local` (a `distributed.LocalCluster` on this machine, one single-threaded worker per
-job), `slurm` (dask-jobqueue's `SLURMCluster`, adaptive up to `jobs` Slurm jobs; its queue, account,
-memory and walltime come from Dask's jobqueue configuration) or the address of a running scheduler
+job), `slurm` (dask-jobqueue's `SLURMCluster`, adaptive up to `jobs` Slurm jobs of one worker; its
+queue, account, cores, memory and walltime come from Dask's jobqueue configuration, e.g.
+`~/.config/dask/jobqueue.yaml` or `DASK_JOBQUEUE__SLURM__QUEUE=...`; by default a job asks for the
+cores of one grader and 8 GiB) or the address of a running scheduler
 (`tcp://host:8786`), whose workers see the course folder at the same path.
 """
 
@@ -80,7 +82,7 @@ def grade_pair(assignment, student):
     return get_worker().plugins[PLUGIN].grade((assignment, student))
 
 
-def _cluster(spec, jobs, root):
+def _cluster(spec, jobs, root, threads):
     """(a Dask cluster this function started, or None; the address or cluster a Client connects to)."""
     if spec == "local":
         from distributed import LocalCluster
@@ -89,10 +91,15 @@ def _cluster(spec, jobs, root):
                                scheduler_port=0, host="127.0.0.1")
         return cluster, cluster
     if spec == "slurm":
+        import dask
         from dask_jobqueue import SLURMCluster
 
-        cluster = SLURMCluster(processes=1, job_script_prologue=[f"cd {root}", "export DASK_DISTRIBUTED__WORKER__DAEMON=False"])
-        cluster.adapt(minimum=0, maximum=jobs)
+        configured = dask.config.get("jobqueue.slurm")
+        options = {"cores": configured.get("cores") or threads, "memory": configured.get("memory") or "8GiB", "processes": 1,
+                   "job_script_prologue": [*(configured.get("job-script-prologue") or []), f"cd {root}",
+                                           "export DASK_DISTRIBUTED__WORKER__DAEMON=False"]}
+        cluster = SLURMCluster(**options)
+        cluster.adapt(minimum=0, maximum=jobs)            # one worker per Slurm job, up to `jobs` jobs
         return cluster, cluster
     return None, spec
 
@@ -104,7 +111,7 @@ def run_on_cluster(spec, pairs, jobs, start, on_done):
     from distributed.scheduler import KilledWorker
 
     with dask.config.set(DASK_CONFIG):
-        cluster, address = _cluster(spec, jobs, start[0])
+        cluster, address = _cluster(spec, jobs, start[0], start[1])
         try:
             with Client(address) as client:
                 client.register_plugin(WarmGrader(start))
