@@ -32,10 +32,12 @@ pretrain: venv
 release: venv
 	$(PYTHON) -m mfml_grader release
 
-## autograde: grade every notebook in submitted/<student>/<assignment>/ (JOBS parallel graders, default: all cores)
+## autograde: grade every notebook in submitted/<student>/<assignment>/ (JOBS parallel graders, default: all cores;
+## CLUSTER=local|slurm|tcp://host:port grades them as Dask tasks, see docs/scaling.md)
 JOBS ?= $(shell nproc)
+CLUSTER ?=
 autograde: venv
-	$(PYTHON) -m mfml_grader autograde --jobs $(JOBS) $(SUBMITTED)
+	$(PYTHON) -m mfml_grader autograde --jobs $(JOBS) $(if $(CLUSTER),--cluster $(CLUSTER)) $(SUBMITTED)
 
 ## feedback: HTML feedback for every autograded submission, in feedback/
 feedback: venv

@@ -8,7 +8,8 @@ and variants (all honest), plus broken ones (a crash, an exception at import, `o
 the same set twice, with `MFML_EXECUTOR=kernel nbgrader autograde` and with
 `python -m mfml_grader autograde --jobs N`, and prints seconds per notebook, the ratio, whether
 the two agree on every honest submission's score, and per assignment where the time goes (from
-logs/autograde-times.tsv: the time spent running each notebook's cells and checks).
+logs/autograde-times.tsv: the time spent running each notebook's cells and checks). Then the same
+submissions as Dask tasks on a LocalCluster of 1 and of 2 workers: throughput and scaling efficiency.
 
 Then the figures: each figure cell of every notebook (mfml_grader/figures.py), run in the judge's
 sandbox on one thread as the grader runs it, drawing and PNG included, the best of a few runs, against
@@ -184,7 +185,22 @@ def compare(args, assignments):
         print(f"honest submissions: {len(honest)}, scores agree on {len(honest) - len(disagree)}")
         for key in disagree:
             print(f"  DISAGREE {key}: stock {results['stock'][1].get(key)} vs sandboxed {results['sandboxed'][1].get(key)}")
-        return disagree
+        return disagree + time_dask(Path(workdir) / "sandboxed", assignments, env, len(made), results["sandboxed"][1], honest)
+
+
+def time_dask(root, assignments, env, notebooks, want, honest):
+    """Grade the same submissions again as Dask tasks on a LocalCluster of 1, then 2 workers: throughput,
+    the scaling efficiency (speed-up over one worker, per worker) and whether the scores are the same."""
+    throughput, disagree = {}, []
+    for workers in (1, 2):
+        seconds = run([sys.executable, "-m", "mfml_grader", "autograde", "--jobs", str(workers), "--cluster", "local", *assignments], root, env)
+        throughput[workers] = notebooks / seconds
+        got = scores(root)
+        disagree += [key for key in honest if got.get(key) != want.get(key)]
+        print(f"dask, {workers} worker{'s' * (workers > 1)}: {notebooks} notebooks in {seconds:.1f} s = {throughput[workers]:.2f} notebooks/s", flush=True)
+    print(f"scaling efficiency, 2 workers: {throughput[2] / (2 * throughput[1]):.0%} on {os.cpu_count()} cores "
+          f"(scores {'the same' if not disagree else 'DIFFER'})")
+    return disagree
 
 
 def main():
