@@ -631,3 +631,472 @@ def gaussian_entropy(log_std):
     return Normal(torch.zeros_like(log_std), log_std.exp()).entropy().sum(-1)
 '''),
 ]
+
+# train_ppo: each mistake is recognised from the returned policy (w, b, log σ), measured by the grader
+MUTANTS += [
+    Mutant("train_ppo", "the policy never changed", '''
+def train_ppo(gain, iterations=20, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    theta = torch.zeros(2, requires_grad=True)
+    log_std = torch.zeros(1, requires_grad=True)
+    critic = torch.zeros(3, requires_grad=True)
+    optimizer = torch.optim.Adam([theta, log_std, critic], lr=0.05)
+    x, t, done = line_reset(N_ENVS, gen), torch.zeros(N_ENVS), torch.zeros(N_ENVS)
+    mean_returns = []
+    for it in range(iterations):
+        obs, acts, logps, rews, dones, vals = [], [], [], [], [], []
+        episodes = 0.0
+        with torch.no_grad():
+            for step in range(T_ROLLOUT):
+                mu = (theta[0] * x + theta[1]).unsqueeze(-1)
+                a = mu + log_std.exp() * torch.randn(N_ENVS, 1, generator=gen)
+                obs.append(x)
+                acts.append(a)
+                dones.append(done)
+                logps.append(gaussian_log_prob(a, mu, log_std))
+                vals.append(critic_features(x) @ critic)
+                x, t, r, done = line_step(x, t, a[:, 0], gain, gen)
+                rews.append(r)
+                episodes += done.sum().item()
+            rewards = torch.stack(rews)
+            adv, ret = compute_gae(rewards, torch.stack(vals), torch.stack(dones), critic_features(x) @ critic, done)
+        mean_returns.append(rewards.sum().item() / episodes)
+        b_obs = torch.stack(obs).flatten()
+        b_act = torch.stack(acts).reshape(-1, 1)
+        b_logp = torch.stack(logps).flatten()
+        b_adv = adv.flatten()
+        b_ret = ret.flatten()
+        b_adv = (b_adv - b_adv.mean()) / (b_adv.std() + 1e-8)
+        for epoch in range(4):
+            perm = torch.randperm(len(b_obs), generator=gen)
+            for mb in perm.chunk(4):
+                mu = (theta[0] * b_obs[mb] + theta[1]).unsqueeze(-1)
+                new_logp = gaussian_log_prob(b_act[mb], mu, log_std)
+                ent = gaussian_entropy(log_std).expand(len(mb))
+                loss, pg_loss, v_loss, _ = ppo_loss(new_logp, b_logp[mb], b_adv[mb], critic_features(b_obs[mb]) @ critic, b_ret[mb], ent)
+                optimizer.zero_grad()
+                loss.backward()
+    return {"w": theta[0].item(), "b": theta[1].item(), "log_std": log_std.item(), "returns": mean_returns}
+'''),
+    Mutant("train_ppo", "the policy never changed", '''
+def train_ppo(gain, iterations=20, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    theta = torch.zeros(2, requires_grad=True)
+    log_std = torch.zeros(1, requires_grad=True)
+    critic = torch.zeros(3, requires_grad=True)
+    optimizer = torch.optim.Adam([theta, log_std, critic], lr=0.05)
+    x, t, done = line_reset(N_ENVS, gen), torch.zeros(N_ENVS), torch.zeros(N_ENVS)
+    mean_returns = []
+    for it in range(iterations):
+        obs, acts, logps, rews, dones, vals = [], [], [], [], [], []
+        episodes = 0.0
+        with torch.no_grad():
+            for step in range(T_ROLLOUT):
+                mu = (theta[0] * x + theta[1]).unsqueeze(-1)
+                a = mu + log_std.exp() * torch.randn(N_ENVS, 1, generator=gen)
+                obs.append(x)
+                acts.append(a)
+                dones.append(done)
+                logps.append(gaussian_log_prob(a, mu, log_std))
+                vals.append(critic_features(x) @ critic)
+                x, t, r, done = line_step(x, t, a[:, 0], gain, gen)
+                rews.append(r)
+                episodes += done.sum().item()
+            rewards = torch.stack(rews)
+            adv, ret = compute_gae(rewards, torch.stack(vals), torch.stack(dones), critic_features(x) @ critic, done)
+        mean_returns.append(rewards.sum().item() / episodes)
+        b_obs = torch.stack(obs).flatten()
+        b_act = torch.stack(acts).reshape(-1, 1)
+        b_logp = torch.stack(logps).flatten()
+        b_adv = adv.flatten()
+        b_ret = ret.flatten()
+        b_adv = (b_adv - b_adv.mean()) / (b_adv.std() + 1e-8)
+        for epoch in range(4):
+            perm = torch.randperm(len(b_obs), generator=gen)
+            for mb in perm.chunk(4):
+                mu = (theta[0] * b_obs[mb] + theta[1]).unsqueeze(-1)
+                new_logp = gaussian_log_prob(b_act[mb], mu, log_std)
+                ent = gaussian_entropy(log_std).expand(len(mb))
+                loss, pg_loss, v_loss, _ = ppo_loss(new_logp, b_logp[mb], b_adv[mb], critic_features(b_obs[mb]) @ critic, b_ret[mb], ent)
+                loss.backward()
+                optimizer.zero_grad()
+                optimizer.step()
+    return {"w": theta[0].item(), "b": theta[1].item(), "log_std": log_std.item(), "returns": mean_returns}
+'''),
+    Mutant("train_ppo", "no policy gradient (ratio is always 1)", '''
+def train_ppo(gain, iterations=20, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    theta = torch.zeros(2, requires_grad=True)
+    log_std = torch.zeros(1, requires_grad=True)
+    critic = torch.zeros(3, requires_grad=True)
+    optimizer = torch.optim.Adam([theta, log_std, critic], lr=0.05)
+    x, t, done = line_reset(N_ENVS, gen), torch.zeros(N_ENVS), torch.zeros(N_ENVS)
+    mean_returns = []
+    for it in range(iterations):
+        obs, acts, rews, dones, vals = [], [], [], [], []
+        episodes = 0.0
+        with torch.no_grad():
+            for step in range(T_ROLLOUT):
+                mu = (theta[0] * x + theta[1]).unsqueeze(-1)
+                a = mu + log_std.exp() * torch.randn(N_ENVS, 1, generator=gen)
+                obs.append(x)
+                acts.append(a)
+                dones.append(done)
+                vals.append(critic_features(x) @ critic)
+                x, t, r, done = line_step(x, t, a[:, 0], gain, gen)
+                rews.append(r)
+                episodes += done.sum().item()
+            rewards = torch.stack(rews)
+            adv, ret = compute_gae(rewards, torch.stack(vals), torch.stack(dones), critic_features(x) @ critic, done)
+        mean_returns.append(rewards.sum().item() / episodes)
+        b_obs = torch.stack(obs).flatten()
+        b_act = torch.stack(acts).reshape(-1, 1)
+        b_adv = adv.flatten()
+        b_ret = ret.flatten()
+        b_adv = (b_adv - b_adv.mean()) / (b_adv.std() + 1e-8)
+        for epoch in range(4):
+            perm = torch.randperm(len(b_obs), generator=gen)
+            for mb in perm.chunk(4):
+                mu = (theta[0] * b_obs[mb] + theta[1]).unsqueeze(-1)
+                new_logp = gaussian_log_prob(b_act[mb], mu, log_std)
+                old_logp = gaussian_log_prob(b_act[mb], mu, log_std)
+                ent = gaussian_entropy(log_std).expand(len(mb))
+                loss, pg_loss, v_loss, _ = ppo_loss(new_logp, old_logp, b_adv[mb], critic_features(b_obs[mb]) @ critic, b_ret[mb], ent)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    return {"w": theta[0].item(), "b": theta[1].item(), "log_std": log_std.item(), "returns": mean_returns}
+'''),
+    Mutant("train_ppo", "the loss is maximised (sign)", '''
+def train_ppo(gain, iterations=20, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    theta = torch.zeros(2, requires_grad=True)
+    log_std = torch.zeros(1, requires_grad=True)
+    critic = torch.zeros(3, requires_grad=True)
+    optimizer = torch.optim.Adam([theta, log_std, critic], lr=0.05)
+    x, t, done = line_reset(N_ENVS, gen), torch.zeros(N_ENVS), torch.zeros(N_ENVS)
+    mean_returns = []
+    for it in range(iterations):
+        obs, acts, logps, rews, dones, vals = [], [], [], [], [], []
+        episodes = 0.0
+        with torch.no_grad():
+            for step in range(T_ROLLOUT):
+                mu = (theta[0] * x + theta[1]).unsqueeze(-1)
+                a = mu + log_std.exp() * torch.randn(N_ENVS, 1, generator=gen)
+                obs.append(x)
+                acts.append(a)
+                dones.append(done)
+                logps.append(gaussian_log_prob(a, mu, log_std))
+                vals.append(critic_features(x) @ critic)
+                x, t, r, done = line_step(x, t, a[:, 0], gain, gen)
+                rews.append(r)
+                episodes += done.sum().item()
+            rewards = torch.stack(rews)
+            adv, ret = compute_gae(rewards, torch.stack(vals), torch.stack(dones), critic_features(x) @ critic, done)
+        mean_returns.append(rewards.sum().item() / episodes)
+        b_obs = torch.stack(obs).flatten()
+        b_act = torch.stack(acts).reshape(-1, 1)
+        b_logp = torch.stack(logps).flatten()
+        b_adv = adv.flatten()
+        b_ret = ret.flatten()
+        b_adv = (b_adv - b_adv.mean()) / (b_adv.std() + 1e-8)
+        for epoch in range(4):
+            perm = torch.randperm(len(b_obs), generator=gen)
+            for mb in perm.chunk(4):
+                mu = (theta[0] * b_obs[mb] + theta[1]).unsqueeze(-1)
+                new_logp = gaussian_log_prob(b_act[mb], mu, log_std)
+                ent = gaussian_entropy(log_std).expand(len(mb))
+                loss, pg_loss, v_loss, _ = ppo_loss(new_logp, b_logp[mb], b_adv[mb], critic_features(b_obs[mb]) @ critic, b_ret[mb], ent)
+                optimizer.zero_grad()
+                (-loss).backward()
+                optimizer.step()
+    return {"w": theta[0].item(), "b": theta[1].item(), "log_std": log_std.item(), "returns": mean_returns}
+'''),
+    Mutant("train_ppo", "the loss is maximised (sign)", '''
+def train_ppo(gain, iterations=20, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    theta = torch.zeros(2, requires_grad=True)
+    log_std = torch.zeros(1, requires_grad=True)
+    critic = torch.zeros(3, requires_grad=True)
+    optimizer = torch.optim.Adam([theta, log_std, critic], lr=0.05)
+    x, t, done = line_reset(N_ENVS, gen), torch.zeros(N_ENVS), torch.zeros(N_ENVS)
+    mean_returns = []
+    for it in range(iterations):
+        obs, acts, logps, rews, dones, vals = [], [], [], [], [], []
+        episodes = 0.0
+        with torch.no_grad():
+            for step in range(T_ROLLOUT):
+                mu = (theta[0] * x + theta[1]).unsqueeze(-1)
+                a = mu + log_std.exp() * torch.randn(N_ENVS, 1, generator=gen)
+                obs.append(x)
+                acts.append(a)
+                dones.append(done)
+                logps.append(gaussian_log_prob(a, mu, log_std))
+                vals.append(critic_features(x) @ critic)
+                x, t, r, done = line_step(x, t, a[:, 0], gain, gen)
+                rews.append(r)
+                episodes += done.sum().item()
+            rewards = torch.stack(rews)
+            adv, ret = compute_gae(rewards, torch.stack(vals), torch.stack(dones), critic_features(x) @ critic, done)
+        mean_returns.append(rewards.sum().item() / episodes)
+        b_obs = torch.stack(obs).flatten()
+        b_act = torch.stack(acts).reshape(-1, 1)
+        b_logp = torch.stack(logps).flatten()
+        b_adv = torch.stack(vals).flatten() - ret.flatten()
+        b_ret = ret.flatten()
+        b_adv = (b_adv - b_adv.mean()) / (b_adv.std() + 1e-8)
+        for epoch in range(4):
+            perm = torch.randperm(len(b_obs), generator=gen)
+            for mb in perm.chunk(4):
+                mu = (theta[0] * b_obs[mb] + theta[1]).unsqueeze(-1)
+                new_logp = gaussian_log_prob(b_act[mb], mu, log_std)
+                ent = gaussian_entropy(log_std).expand(len(mb))
+                loss, pg_loss, v_loss, _ = ppo_loss(new_logp, b_logp[mb], b_adv[mb], critic_features(b_obs[mb]) @ critic, b_ret[mb], ent)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    return {"w": theta[0].item(), "b": theta[1].item(), "log_std": log_std.item(), "returns": mean_returns}
+'''),
+    Mutant("train_ppo", "too few updates", '''
+def train_ppo(gain, iterations=20, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    theta = torch.zeros(2, requires_grad=True)
+    log_std = torch.zeros(1, requires_grad=True)
+    critic = torch.zeros(3, requires_grad=True)
+    optimizer = torch.optim.Adam([theta, log_std, critic], lr=0.05)
+    x, t, done = line_reset(N_ENVS, gen), torch.zeros(N_ENVS), torch.zeros(N_ENVS)
+    mean_returns = []
+    for it in range(iterations):
+        obs, acts, logps, rews, dones, vals = [], [], [], [], [], []
+        episodes = 0.0
+        with torch.no_grad():
+            for step in range(T_ROLLOUT):
+                mu = (theta[0] * x + theta[1]).unsqueeze(-1)
+                a = mu + log_std.exp() * torch.randn(N_ENVS, 1, generator=gen)
+                obs.append(x)
+                acts.append(a)
+                dones.append(done)
+                logps.append(gaussian_log_prob(a, mu, log_std))
+                vals.append(critic_features(x) @ critic)
+                x, t, r, done = line_step(x, t, a[:, 0], gain, gen)
+                rews.append(r)
+                episodes += done.sum().item()
+            rewards = torch.stack(rews)
+            adv, ret = compute_gae(rewards, torch.stack(vals), torch.stack(dones), critic_features(x) @ critic, done)
+        mean_returns.append(rewards.sum().item() / episodes)
+        b_obs = torch.stack(obs).flatten()
+        b_act = torch.stack(acts).reshape(-1, 1)
+        b_logp = torch.stack(logps).flatten()
+        b_adv = adv.flatten()
+        b_ret = ret.flatten()
+        b_adv = (b_adv - b_adv.mean()) / (b_adv.std() + 1e-8)
+    for epoch in range(4):
+        perm = torch.randperm(len(b_obs), generator=gen)
+        for mb in perm.chunk(4):
+            mu = (theta[0] * b_obs[mb] + theta[1]).unsqueeze(-1)
+            new_logp = gaussian_log_prob(b_act[mb], mu, log_std)
+            ent = gaussian_entropy(log_std).expand(len(mb))
+            loss, pg_loss, v_loss, _ = ppo_loss(new_logp, b_logp[mb], b_adv[mb], critic_features(b_obs[mb]) @ critic, b_ret[mb], ent)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return {"w": theta[0].item(), "b": theta[1].item(), "log_std": log_std.item(), "returns": mean_returns}
+'''),
+    Mutant("train_ppo", "too few updates", '''
+def train_ppo(gain, iterations=20, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    theta = torch.zeros(2, requires_grad=True)
+    log_std = torch.zeros(1, requires_grad=True)
+    critic = torch.zeros(3, requires_grad=True)
+    optimizer = torch.optim.Adam([theta, log_std, critic], lr=0.05)
+    x, t, done = line_reset(N_ENVS, gen), torch.zeros(N_ENVS), torch.zeros(N_ENVS)
+    mean_returns = []
+    for it in range(iterations):
+        obs, acts, logps, rews, dones, vals = [], [], [], [], [], []
+        episodes = 0.0
+        with torch.no_grad():
+            for step in range(T_ROLLOUT):
+                mu = (theta[0] * x + theta[1]).unsqueeze(-1)
+                a = mu + log_std.exp() * torch.randn(N_ENVS, 1, generator=gen)
+                obs.append(x)
+                acts.append(a)
+                dones.append(done)
+                logps.append(gaussian_log_prob(a, mu, log_std))
+                vals.append(critic_features(x) @ critic)
+                x, t, r, done = line_step(x, t, a[:, 0], gain, gen)
+                rews.append(r)
+                episodes += done.sum().item()
+            rewards = torch.stack(rews)
+            adv, ret = compute_gae(rewards, torch.stack(vals), torch.stack(dones), critic_features(x) @ critic, done)
+        mean_returns.append(rewards.sum().item() / episodes)
+        b_obs = torch.stack(obs).flatten()
+        b_act = torch.stack(acts).reshape(-1, 1)
+        b_logp = torch.stack(logps).flatten()
+        b_adv = adv.flatten()
+        b_ret = ret.flatten()
+        b_adv = (b_adv - b_adv.mean()) / (b_adv.std() + 1e-8)
+        mb = torch.randperm(len(b_obs), generator=gen)[:128]
+        mu = (theta[0] * b_obs[mb] + theta[1]).unsqueeze(-1)
+        new_logp = gaussian_log_prob(b_act[mb], mu, log_std)
+        ent = gaussian_entropy(log_std).expand(len(mb))
+        loss, pg_loss, v_loss, _ = ppo_loss(new_logp, b_logp[mb], b_adv[mb], critic_features(b_obs[mb]) @ critic, b_ret[mb], ent)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return {"w": theta[0].item(), "b": theta[1].item(), "log_std": log_std.item(), "returns": mean_returns}
+'''),
+]
+
+VARIANTS += [
+    Variant("train_ppo", "full-batch updates: 16 epochs over the whole rollout, torch.cat of the steps", '''
+def train_ppo(gain, iterations=20, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    params = torch.zeros(2, requires_grad=True)
+    log_std = torch.zeros(1, requires_grad=True)
+    critic = torch.zeros(3, requires_grad=True)
+    opt = torch.optim.Adam([params, log_std, critic], lr=0.05)
+    x, t, done = line_reset(N_ENVS, gen), torch.zeros(N_ENVS), torch.zeros(N_ENVS)
+    history = []
+    for it in range(iterations):
+        xs, acts, old_logps, rews, starts, vals = [], [], [], [], [], []
+        n_done = 0.0
+        with torch.no_grad():
+            for step in range(T_ROLLOUT):
+                mu = (params[0] * x + params[1]).unsqueeze(1)
+                a = mu + torch.exp(log_std) * torch.randn(N_ENVS, 1, generator=gen)
+                xs.append(x)
+                acts.append(a)
+                starts.append(done)
+                old_logps.append(gaussian_log_prob(a, mu, log_std))
+                vals.append(critic_features(x) @ critic)
+                x, t, r, done = line_step(x, t, a.squeeze(1), gain, gen)
+                rews.append(r)
+                n_done += done.sum().item()
+            R = torch.stack(rews)
+            adv, ret = compute_gae(R, torch.stack(vals), torch.stack(starts), critic_features(x) @ critic, done, 0.99, 0.95)
+        history.append(R.sum().item() / n_done)
+        X = torch.cat(xs)
+        A = torch.cat(acts)
+        LP = torch.cat(old_logps)
+        adv = adv.flatten()
+        ret = ret.flatten()
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        for epoch in range(16):
+            mu = (params[0] * X + params[1]).unsqueeze(1)
+            lp = gaussian_log_prob(A, mu, log_std)
+            ent = gaussian_entropy(log_std).expand(X.shape[0])
+            loss = ppo_loss(lp, LP, adv, critic_features(X) @ critic, ret, ent, clip_eps=0.2, vf_coef=0.5, ent_coef=0.01)[0]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return {"w": params[0].item(), "b": params[1].item(), "log_std": log_std.item(), "returns": history}
+'''),
+    Variant("train_ppo", "scalar w and b, preallocated (T, N) buffers, minibatches in rollout order, returns of the episodes that ended", '''
+def train_ppo(gain, iterations=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.tensor(0.0, requires_grad=True)
+    b = torch.tensor(0.0, requires_grad=True)
+    log_std = torch.tensor([0.0], requires_grad=True)
+    c = torch.zeros(3, requires_grad=True)
+    optimizer = torch.optim.Adam([w, b, log_std, c], lr=0.05)
+    x = line_reset(N_ENVS, g)
+    t = torch.zeros(N_ENVS)
+    done = torch.zeros(N_ENVS)
+    episode_return = torch.zeros(N_ENVS)
+    mean_returns = []
+    for _ in range(iterations):
+        obs = torch.zeros(T_ROLLOUT, N_ENVS)
+        act = torch.zeros(T_ROLLOUT, N_ENVS, 1)
+        logp = torch.zeros(T_ROLLOUT, N_ENVS)
+        rew = torch.zeros(T_ROLLOUT, N_ENVS)
+        dones = torch.zeros(T_ROLLOUT, N_ENVS)
+        val = torch.zeros(T_ROLLOUT, N_ENVS)
+        finished = []
+        with torch.no_grad():
+            for step in range(T_ROLLOUT):
+                mu = (w * x + b).reshape(N_ENVS, 1)
+                a = mu + torch.exp(log_std) * torch.randn(N_ENVS, 1, generator=g)
+                obs[step], act[step], dones[step] = x, a, done
+                logp[step] = gaussian_log_prob(a, mu, log_std)
+                val[step] = critic_features(x) @ c
+                x, t, r, done = line_step(x, t, a[:, 0], gain, g)
+                rew[step] = r
+                episode_return += r
+                finished += episode_return[done == 1].tolist()
+                episode_return[done == 1] = 0.0
+            adv, ret = compute_gae(rew, val, dones, critic_features(x) @ c, done)
+        mean_returns.append(sum(finished) / len(finished))
+        obs, act, logp, adv, ret = obs.flatten(), act.reshape(-1, 1), logp.flatten(), adv.flatten(), ret.flatten()
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        n = obs.shape[0]
+        for epoch in range(4):
+            for start in range(0, n, n // 4):
+                idx = torch.arange(start, start + n // 4)
+                new_logp = gaussian_log_prob(act[idx], (w * obs[idx] + b)[:, None], log_std)
+                H = gaussian_entropy(log_std).repeat(len(idx))
+                loss, _, _, _ = ppo_loss(new_logp, logp[idx], adv[idx], critic_features(obs[idx]) @ c, ret[idx], H)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    return {"w": w.item(), "b": b.item(), "log_std": log_std.item(), "returns": mean_returns}
+'''),
+    Variant("train_ppo", "CleanRL style: advantages normalised per minibatch, Adam eps 1e-5, clip_grad_norm_(0.5)", '''
+def train_ppo(gain, iterations=20, seed=0):
+    rng = torch.Generator().manual_seed(seed)
+    actor_mean = torch.zeros(2, requires_grad=True)
+    actor_logstd = torch.zeros(1, requires_grad=True)
+    critic = torch.zeros(3, requires_grad=True)
+    params = [actor_mean, actor_logstd, critic]
+    optimizer = torch.optim.Adam(params, lr=0.05, eps=1e-5)
+    batch_size = T_ROLLOUT * N_ENVS
+    minibatch_size = batch_size // 4
+    obs = torch.zeros(T_ROLLOUT, N_ENVS)
+    actions = torch.zeros(T_ROLLOUT, N_ENVS, 1)
+    logprobs = torch.zeros(T_ROLLOUT, N_ENVS)
+    rewards = torch.zeros(T_ROLLOUT, N_ENVS)
+    dones = torch.zeros(T_ROLLOUT, N_ENVS)
+    values = torch.zeros(T_ROLLOUT, N_ENVS)
+    next_obs, t, next_done = line_reset(N_ENVS, rng), torch.zeros(N_ENVS), torch.zeros(N_ENVS)
+    history = []
+    for update in range(iterations):
+        finished = 0
+        for step in range(T_ROLLOUT):
+            obs[step] = next_obs
+            dones[step] = next_done
+            with torch.no_grad():
+                mean = actor_mean[0] * next_obs[:, None] + actor_mean[1]
+                action = mean + torch.exp(actor_logstd) * torch.randn(N_ENVS, 1, generator=rng)
+                logprobs[step] = gaussian_log_prob(action, mean, actor_logstd)
+                values[step] = critic_features(next_obs) @ critic
+            actions[step] = action
+            next_obs, t, rewards[step], next_done = line_step(next_obs, t, action[:, 0], gain, rng)
+            finished += int(next_done.sum())
+        history.append(float(rewards.sum()) / finished)
+        with torch.no_grad():
+            next_value = critic_features(next_obs) @ critic
+            advantages, returns = compute_gae(rewards, values, dones, next_value, next_done, gamma=0.99, lam=0.95)
+        b_obs = obs.reshape(-1)
+        b_actions = actions.reshape(-1, 1)
+        b_logprobs = logprobs.reshape(-1)
+        b_advantages = advantages.reshape(-1)
+        b_returns = returns.reshape(-1)
+        b_inds = torch.arange(batch_size)
+        for epoch in range(4):
+            b_inds = b_inds[torch.randperm(batch_size, generator=rng)]
+            for start in range(0, batch_size, minibatch_size):
+                mb_inds = b_inds[start:start + minibatch_size]
+                mb_adv = b_advantages[mb_inds]
+                mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+                mean = actor_mean[0] * b_obs[mb_inds, None] + actor_mean[1]
+                newlogprob = gaussian_log_prob(b_actions[mb_inds], mean, actor_logstd)
+                entropy = gaussian_entropy(actor_logstd.expand(minibatch_size, 1))
+                newvalue = critic_features(b_obs[mb_inds]) @ critic
+                loss = ppo_loss(newlogprob, b_logprobs[mb_inds], mb_adv, newvalue, b_returns[mb_inds], entropy,
+                                clip_eps=0.2, vf_coef=0.5, ent_coef=0.01)[0]
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 0.5)
+                optimizer.step()
+    return {"w": actor_mean[0].item(), "b": actor_mean[1].item(), "log_std": actor_logstd.item(), "returns": history}
+'''),
+]
