@@ -93,8 +93,19 @@ def _start_grader(root, threads, progress_file, output_file):
 
 
 def _grade(assignment, student):
-    """Autograde one submission in this grading process; returns its log (warnings and errors)."""
-    result = _api.autograde(assignment, student)
+    """Autograde one submission in this grading process; returns its log (warnings and errors).
+
+    One grader at a time per submission: a grading process whose parent was killed (a Dask worker)
+    may still be finishing the pair its retry is about to grade. The lock (in logs/, on the course's
+    file system) is released when the holder exits, so the retry waits for it and then grades alone.
+    """
+    import fcntl
+
+    locks = Path(_api.coursedir.root) / "logs" / "grading-locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{assignment}--{student}", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = _api.autograde(assignment, student)
     lines = [line for line in result.get("log", "").splitlines() if not line.startswith(("[INFO]", "[DEBUG]"))]
     return "\n".join(lines + [result.get("error", "")]).strip()
 
@@ -105,7 +116,7 @@ def _exit_with_parent():
 
     def watch():
         while os.getppid() == parent:
-            time.sleep(1.0)
+            time.sleep(0.1)
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
