@@ -47,7 +47,6 @@ def build(root, assignments, per_assignment):
     """Write the submissions; return {(student, assignment): honest?}."""
     made = {}
     for assignment in assignments:
-        release = nbformat.read(course.release_notebook(assignment, root), as_version=4)
         solutions = demo_answers("perfect", assignment, root)
         honest = {"perfect": solutions, "untouched": {}}
         mistakes = demo_answers("typical_mistakes", assignment, root)
@@ -61,9 +60,7 @@ def build(root, assignments, per_assignment):
         broken = {name: {**solutions, first: solutions[first] + "\n\n" + code} for name, code in BROKEN.items()}
         for group, is_honest in ((honest, True), (broken, False)):
             for student, answers in group.items():
-                folder = root / "submitted" / student / assignment
-                folder.mkdir(parents=True, exist_ok=True)
-                nbformat.write(submissions.fill(release, answers), folder / f"{assignment}.ipynb")
+                submissions.submit(root, assignment, student, answers)   # the notebook and the assignment's data
                 made[(student, assignment)] = is_honest
     return made
 
@@ -165,6 +162,8 @@ def compare(args, assignments):
             root = fresh_course(workdir, name)
             for assignment in assignments:
                 subprocess.run(["nbgrader", "generate_assignment", assignment, "--force", "--log-level=ERROR"], cwd=root, env=env, check=True)
+                # the gradebook has the assignment; release/ as `make release` left it (figures drawn once, as in a course)
+                shutil.copytree(REPO / "release" / assignment, root / "release" / assignment, dirs_exist_ok=True)
             made = build(root, assignments, args.per_assignment)
             if name == "stock":
                 stock = {a: run(["nbgrader", "autograde", a, "--force", "--log-level=ERROR"], root, dict(env, MFML_EXECUTOR="kernel"))

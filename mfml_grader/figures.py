@@ -11,7 +11,6 @@ Nothing here imports matplotlib: a cell that never imported pyplot has no figure
 
 import base64
 import contextlib
-import functools
 import io
 import sys
 from pathlib import Path
@@ -86,18 +85,12 @@ def display_outputs(drawn):
 
 def released(release_notebook):
     """{grade_id: outputs} of the figure cells of a release notebook, as `make release` rendered them."""
+    from .course import read_notebook
+
     path = Path(release_notebook)
     if not path.exists():
         return {}
-    stat = path.stat()
-    return _released(path, (stat.st_mtime_ns, stat.st_size))
-
-
-@functools.lru_cache(maxsize=16)
-def _released(path, version):
-    import nbformat
-
-    return {cell.metadata.nbgrader.grade_id: cell.outputs for cell in nbformat.read(path, as_version=4).cells
+    return {cell.metadata.nbgrader.grade_id: cell.outputs for cell in read_notebook(path).cells
             if is_figure_cell(cell) and cell.get("outputs")}
 
 

@@ -61,11 +61,14 @@ class SandboxedExecute(NbGraderPreprocessor):
     scratch_bytes = Integer(Limits.scratch_bytes, help="Size of the sandbox's writable tmpfs.").tag(config=True)
     threads = Integer(1, help="torch threads per submission (MFML_THREADS overrides).").tag(config=True)
     require_sandbox = Bool(False, help="Refuse to grade when bubblewrap cannot run.").tag(config=True)
+    skip_independent_cells = Bool(True, help="Leave out the instructor's cells that no grade can depend on "
+                                  "(experiments, figures; mfml_grader/judge/independent.py).").tag(config=True)
 
     def preprocess(self, nb, resources):
         """Run `nb` (nbgrader's autograde phase reads it from autograded/; its files come from submitted/)."""
         from .. import course, figures
         from .batch import mark_progress
+        from .independent import for_submission
         from .notebook_run import run_notebook
 
         judge = judge_for(self)  # started once per grading process: not part of the notebook's time
@@ -76,11 +79,13 @@ class SandboxedExecute(NbGraderPreprocessor):
         if note:
             self.log.warning("%s", note)
             nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
+        assignment = names.get("assignment", "?")
         started = time.monotonic()
         try:
-            run_notebook(nb, judge, files, self.log, figures.released(course.release_notebook(names.get("assignment", "?"), coursedir.root)))
+            skip = for_submission(nb, assignment, coursedir.root) if self.skip_independent_cells else set()
+            run_notebook(nb, judge, files, self.log, figures.released(course.release_notebook(assignment, coursedir.root)), skip)
         finally:
-            mark_progress(names.get("assignment", "?"), names.get("student", "?"), time.monotonic() - started)
+            mark_progress(assignment, names.get("student", "?"), time.monotonic() - started)
         return nb, resources
 
 

@@ -65,11 +65,12 @@ class JudgeContext:
         self.pending.append(Pending(self.cell, assignment, function, points, snapshot))
 
 
-def run_notebook(nb, judge, files, log, figures_drawn=None):
+def run_notebook(nb, judge, files, log, figures_drawn=None, skip=frozenset()):
     """Run a submission: its cells in the sandbox, its test cells here, then each test cell's hidden checks.
 
     `figures_drawn` ({grade_id: outputs}, from the release) are the figure cells' figures as `make
-    release` rendered them: those cells still run (what they define stays), but are not drawn again.
+    release` rendered them: a figure cell that runs is not drawn again. The cells whose grade_id is in
+    `skip` (independent.py: no grade depends on them) do not run; a figure cell among them shows its figure.
     """
     limits = judge.limits
     figures_drawn = figures_drawn or {}
@@ -90,6 +91,9 @@ def run_notebook(nb, judge, files, log, figures_drawn=None):
             if is_test_cell(cell):
                 context.cell = cell
                 cell.outputs = run_test_cell(cell.source, context)
+                cell.execution_count = count
+            elif grade_id(cell) in skip:
+                cell.outputs = budget.keep(list(figures_drawn.get(grade_id(cell), [])))
                 cell.execution_count = count
             elif is_figure_cell(cell) and grade_id(cell) in figures_drawn:
                 outputs, cell.execution_count = _run_student_cell(session, cell.source, count, draw=False)
