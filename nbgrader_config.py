@@ -48,7 +48,8 @@ c.SandboxedExecute.cell_timeout = 60
 c.SandboxedExecute.notebook_timeout = 600
 
 # Deleted test cells come back from the gradebook (and score from the instructor's code); copies of
-# graded cells become plain cells instead of stopping the notebook (mfml_grader/judge/duplicates.py).
+# graded cells become plain cells instead of stopping the notebook (mfml_grader/judge/duplicates.py);
+# the metadata check is nbgrader's with its schema compiled once (mfml_grader/judge/metadata.py).
 c.OverwriteCells.add_missing_cells = True
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
@@ -56,7 +57,7 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
     "nbgrader.preprocessors.OverwriteCells",
-    "nbgrader.preprocessors.CheckCellMetadata",
+    "mfml_grader.judge.metadata.CheckCellMetadata",
 ]
 
 # A submission is read without following links (no link, FIFO or device is read; the feedback names

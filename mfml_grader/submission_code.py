@@ -22,13 +22,19 @@ from . import reflection
 from .course import grade_id
 from .forbidden import defined_methods, find_forbidden, import_aliases, reachable
 
-_transform = TransformerManager().transform_cell
+_manager = TransformerManager()
+
+
+@functools.lru_cache(maxsize=4096)   # the instructor's cells are the same in every submission
+def python_source(source):
+    """A cell's source as IPython runs it: plain Python (magics become calls)."""
+    return _manager.transform_cell(source)
 
 
 def parse(source):
     """The syntax tree of a cell as IPython runs it (magics become calls), or None if it does not parse."""
     with contextlib.suppress(SyntaxError, ValueError):
-        return ast.parse(_transform(source))
+        return ast.parse(python_source(source))
     return None
 
 
@@ -64,7 +70,7 @@ class SubmissionCode:
                 trees[label] = tree
             elif grade_id(cell):
                 try:
-                    ast.parse(_transform(cell.source))
+                    ast.parse(python_source(cell.source))
                 except SyntaxError as error:
                     unparsed[label] = str(error)
         return cls(trees, aliases, True, unparsed, support)

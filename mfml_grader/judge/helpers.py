@@ -15,7 +15,9 @@ course's `gpt_forward` works as if the code were local.
 
 import ast
 import builtins
+import collections
 import contextlib
+import hashlib
 import math
 import resource
 import signal
@@ -110,6 +112,7 @@ def stand_in(channel, name):
 
 HELPER_MEMORY_BYTES = 4 * 2**30    # address space a helper may add to the grading process
 KEPT_GRAPHS = 256                  # graphs waiting for a backward; the oldest go first (a loop backprops each step)
+REMEMBERED_BYTES = 256 * 2**20     # results kept for the next submission that asks the same (see Answers)
 
 
 class StandIns:
@@ -125,7 +128,9 @@ class StandIns:
         self.names = set(sources)
         self.scope = {"__builtins__": builtins, "torch": torch, "F": F, "math": math}
         trees = [ast.parse(source) for source in sources.values()]
-        exec(compile(ast.Module(body=_support_definitions(trees, support), type_ignores=[]), "<course support>", "exec"), self.scope)
+        module = ast.Module(body=_support_definitions(trees, support), type_ignores=[])
+        self.code = hashlib.blake2b(repr((sorted(sources.items()), ast.dump(module))).encode()).hexdigest()   # what the helpers compute
+        exec(compile(module, "<course support>", "exec"), self.scope)
         for name, source in sources.items():
             exec(compile(source, f"<course {name}>", "exec"), self.scope)  # trusted course code
         self.graphs, self.handles = {}, 0
@@ -149,8 +154,14 @@ class StandIns:
         if tracked:
             inputs = [t.detach().requires_grad_(bool(g) and t.is_floating_point()) for t, g in zip(inputs, grad)]
             args, kwargs = _replace_tensors(call, iter(inputs))
+        else:
+            key = _fingerprint((self.code, name, call))
+            if key in ANSWERS:
+                return {"ok": True, "handle": None}, ANSWERS.get(key)
         with torch.enable_grad():  # as in the student's process (a helper may run autograd itself, e.g. train_step)
             result = self.scope[name](*args, **kwargs)
+        if not tracked:
+            ANSWERS.put(key, _detached(result))
         handle = None
         if tracked:
             self.handles += 1
@@ -174,6 +185,71 @@ class StandIns:
 
 def _detached(value):
     return map_tensors(value, torch.Tensor.detach)
+
+
+class Answers:
+    """The course's answers to calls it has seen, for the submissions graded after (reference values computed once).
+
+    Most submissions ask the helpers the same questions: a correct training loop calls the course's
+    `train_step` with the same parameters, batch and step as the course's own loop. A call is
+    identified by the helpers' code and every byte of its arguments (`_fingerprint`); the course's
+    helpers are deterministic (one thread), so an answer given again is the answer computed again.
+    Calls that need a graph for a backward are always computed. Least recently used answers go
+    first past REMEMBERED_BYTES.
+    """
+
+    def __init__(self, budget):
+        self.budget, self.used, self.kept = budget, 0, collections.OrderedDict()
+
+    def __contains__(self, key):
+        return key is not None and key in self.kept
+
+    def get(self, key):
+        self.kept.move_to_end(key)
+        return self.kept[key][0]
+
+    def put(self, key, value):
+        size = sum(t.numel() * t.element_size() for t in tensors_in(value))
+        if key is None or size > self.budget:
+            return
+        self.kept[key] = (value, size)
+        self.used += size
+        while self.used > self.budget:
+            self.used -= self.kept.popitem(last=False)[1][1]
+
+
+ANSWERS = Answers(REMEMBERED_BYTES)
+
+
+def _fingerprint(value):
+    """A digest of a plain value (structure, types, dtypes, shapes, every byte), or None if it holds something else."""
+    digest = hashlib.blake2b(digest_size=32)
+
+    def walk(v):
+        if v is None or isinstance(v, (bool, int, str)):
+            digest.update(repr((type(v).__name__, v)).encode())
+        elif isinstance(v, float):
+            digest.update(b"float" + v.hex().encode())
+        elif isinstance(v, torch.Tensor):
+            t = v.detach().contiguous()
+            digest.update(repr(("tensor", str(t.dtype), tuple(t.shape), v.requires_grad)).encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(v, (tuple, list)):
+            digest.update(repr((type(v).__name__, len(v))).encode())
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            digest.update(repr(("dict", len(v))).encode())
+            for k, x in v.items():
+                walk(k)
+                walk(x)
+        else:
+            raise TypeError
+    try:
+        walk(value)
+    except TypeError:
+        return None
+    return digest.hexdigest()
 
 
 def _support_definitions(trees, support):

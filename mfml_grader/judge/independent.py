@@ -32,9 +32,8 @@ import functools
 import symtable
 from dataclasses import dataclass
 
-from IPython.core.inputtransformer2 import TransformerManager
-
 from ..course import grade_id, is_test_cell
+from ..submission_code import python_source
 
 # Names and attributes that reach a namespace without writing its names (a method called `eval` is no concern).
 DYNAMIC_NAMES = frozenset({"globals", "locals", "vars", "eval", "exec", "compile", "__import__", "get_ipython", "__main__",
@@ -42,8 +41,8 @@ DYNAMIC_NAMES = frozenset({"globals", "locals", "vars", "eval", "exec", "compile
 DYNAMIC_ATTRIBUTES = frozenset({"__dict__", "__globals__", "__builtins__", "__closure__", "__code__", "f_globals", "f_locals",
                                 "f_back", "_getframe", "tb_frame", "gi_frame", "cr_frame"})
 BUILTINS = frozenset(dir(builtins))
+CHECKS = "the hidden checks"
 COMPREHENSIONS = frozenset({"listcomp", "setcomp", "dictcomp", "genexpr"})
-_transform = TransformerManager().transform_cell
 
 
 @dataclass(frozen=True)
@@ -63,15 +62,16 @@ class CellNames:
     functions: tuple = ()   # (name, global names it reads when called, keeps state between calls) per def and class
 
 
+@functools.lru_cache(maxsize=4096)   # the instructor's cells are the same in every submission
 def names_of(source):
     """CellNames of one cell's source (IPython syntax allowed: magics count as dynamic)."""
-    code = _transform(source)
+    code = python_source(source)
     try:
         tree = ast.parse(code)
         table = symtable.symtable(code, "<cell>", "exec")
     except (SyntaxError, ValueError):
         empty = frozenset()
-        return CellNames(ast.Module([], []), *[empty] * 9, True, ())
+        return CellNames(ast.Module([], []), *[empty] * 8, True, ())
     binds = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
     tables = list(table.get_children())
     while tables:
@@ -271,10 +271,10 @@ def why_it_runs(i, named, skip, checked_names):
     calls = _functions([n for _, _, n in named])
     read_later = {gid: _reach(n.early | n.late_unbound, calls) for gid, n in after}
     read_later.update({gid: _reach(n.late, calls) for j, (gid, test, n) in enumerate(named) if j < i and gid not in skip and not test})
-    read_later["the hidden checks"] = _reach(frozenset(checked_names), calls)
+    read_later[CHECKS] = _reach(frozenset(checked_names), calls)
     for reader, reads in read_later.items():
         if names.binds & reads:
-            return f"{reader or 'a cell'} reads {', '.join(sorted(names.binds & reads))}"
+            return f"{reader or 'a cell'} {'look up' if reader == CHECKS else 'reads'} {', '.join(sorted(names.binds & reads))}"
     imports = names.imports.union(*(n.imports for n in before))
     if names.stores_into & imports:
         return f"it changes the module {', '.join(sorted(names.stores_into & imports))}"

@@ -15,6 +15,7 @@ before it lands in the autograded notebook (which feedback and formgrader render
   note. A notebook that hits a cap is still graded.
 """
 
+import functools
 import re
 from html import escape as html_escape
 from html.parser import HTMLParser
@@ -82,6 +83,7 @@ def is_inert(html):
     return parser.inert
 
 
+@functools.lru_cache(maxsize=4096)   # the instructor's cells are the same in every submission
 def sanitise_html(html):
     """`html` unchanged when inert; otherwise with every active part removed."""
     if is_inert(html):
@@ -90,6 +92,7 @@ def sanitise_html(html):
                         strip_comments=True)
 
 
+@functools.lru_cache(maxsize=4096)
 def sanitise_markdown(source):
     """Markdown unchanged when what it renders is inert; otherwise its rendering, sanitised (HTML is valid Markdown)."""
     from nbconvert.filters.markdown import markdown2html

@@ -1,0 +1,53 @@
+"""`CheckCellMetadata`: nbgrader's check of the cells' nbgrader metadata, with its schema compiled once.
+
+nbgrader validates every cell against its JSON schema with `jsonschema.validate`, which checks the
+schema itself and builds a validator each time: about 2 ms per cell, a tenth of a second per
+notebook. Here the same checks run with one validator per grading process (the schema is
+nbgrader's own file, checked once), so a notebook passes or fails exactly as with nbgrader's step.
+"""
+
+import contextlib
+import functools
+import json
+
+import jsonschema
+from nbgrader.nbgraderformat import common
+from nbgrader.preprocessors import CheckCellMetadata as NbgraderCheckCellMetadata
+
+
+class CheckCellMetadata(NbgraderCheckCellMetadata):
+    """nbgrader's CheckCellMetadata (the same checks and errors), validating with a compiled schema."""
+
+    def preprocess(self, nb, resources):
+        with _compiled_schemas():
+            return super().preprocess(nb, resources)
+
+
+class _CompiledJsonschema:
+    """Stands in for the `jsonschema` module inside nbgrader's validator: `validate` with a cached validator."""
+
+    def __getattr__(self, name):
+        return getattr(jsonschema, name)
+
+    @staticmethod
+    def validate(instance, schema):
+        error = jsonschema.exceptions.best_match(_validator(json.dumps(schema, sort_keys=True)).iter_errors(instance))
+        if error is not None:
+            raise error
+
+
+@functools.lru_cache(maxsize=8)
+def _validator(schema_text):
+    schema = json.loads(schema_text)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+@contextlib.contextmanager
+def _compiled_schemas():
+    saved, common.jsonschema = common.jsonschema, _CompiledJsonschema()
+    try:
+        yield
+    finally:
+        common.jsonschema = saved
