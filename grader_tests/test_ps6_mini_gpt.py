@@ -6,15 +6,16 @@ Every graded function is compared with a reference built from torch built-ins, c
 the keys). Test models are small and non-square (n_embd != vocab_size != block_size, several heads),
 with non-trivial layer-norm weights and biases so that no term can be dropped unnoticed.
 
-Training is checked twice: a few steps against the float64 reference (this names loop mistakes),
-and a full run on the sonnets shipped with the assignment, which must reach the loss stated in the
-notebook. The held-out loss is compared with F.cross_entropy over consecutive blocks of block_size
+Training is checked against the float64 reference loop: a few steps (this names loop mistakes),
+and 200 steps on the sonnets shipped with the assignment with a small model, the whole warmup and
+cosine schedule, every loss compared (the reference run is computed once per grading process). The held-out loss is compared with F.cross_entropy over consecutive blocks of block_size
 (the shorter last block included); a split of the text that holds every token but not in order is
 named a shuffle. Sampling is checked by the joint distribution of two new tokens over many draws, by
 the independence of successive draws and of rows, and by determinism under a seed, never against one
 reference sampler's draws.
 """
 
+import functools
 import math
 
 import torch
@@ -42,11 +43,10 @@ CONFIG = dict(vocab_size=11, block_size=8, n_layer=2, n_head=3, n_embd=12, batch
 # eps = 1e-3: the key bias b_k has a zero gradient (softmax ignores a shift of all scores), and in float32
 # its rounding noise (~1e-8) divided by eps = 1e-8 would move it by ±lr; a larger eps keeps float32 comparable.
 
-# The notebook's model and schedule for the sonnets, and the loss it must reach (stated in the notebook).
-SONNETS_CONFIG = dict(block_size=16, n_layer=2, n_head=2, n_embd=32, batch_size=32, max_lr=1e-2, min_lr=1e-3,
+# The notebook's schedule for the sonnets (200 steps, warmup 20) with a small model, float64: a whole training run.
+SONNETS_CONFIG = dict(block_size=8, n_layer=1, n_head=2, n_embd=8, batch_size=4, max_lr=1e-2, min_lr=1e-3,
                       warmup_steps=20, total_steps=200, weight_decay=0.1, betas=(0.9, 0.99), eps=1e-8)
 SONNETS_STEPS = 200
-SONNETS_MAX_LOSS = 2.5           # nats per character; perplexity e^2.5 = 12.2 (the course solution: 2.21)
 
 
 # -- references built from torch built-ins --------------------------------------------------------
@@ -323,14 +323,13 @@ def sonnets():
     return text, len(chars), torch.tensor([stoi[ch] for ch in text], dtype=torch.long)
 
 
-def text_loss(params, data, config):
-    """Mean cross-entropy of the model over the whole text in windows of block_size (float64 reference)."""
-    T = config["block_size"]
-    n = (len(data) - 1) // T
-    x, y = data[: n * T].view(n, T), data[1: n * T + 1].view(n, T)
-    with torch.no_grad():
-        logits = _forward(x, {k: v.double() for k, v in params.items()}, config)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)).item()
+@functools.lru_cache(maxsize=1)
+def sonnets_run():
+    """(params, data, config) of the long training check and the reference loop's result: computed once per grading process."""
+    _, vocab_size, data = sonnets()
+    config = dict(SONNETS_CONFIG, vocab_size=vocab_size)
+    params = {name: p.double() for name, p in init_params(config, seed=0).items()}
+    return params, data, config, _train(params, data, config, SONNETS_STEPS, seed=0)
 
 
 # -- exercises ------------------------------------------------------------------------------------
@@ -823,21 +822,10 @@ class TestTrain(Exercise):
         """5 steps with seed 4 (the batches come from one generator seeded with it), float64"""
         self.expect(student, model_params(CONFIG, seed=72, dtype=torch.float64), tokens(40, seed=73), CONFIG, 5, seed=4)
 
-    def test_sonnets_reach_the_stated_loss(self, student):
-        """200 steps on the sonnets from init_params(seed=0): loss ≤ 2.5 nats (perplexity ≤ 12.2)"""
-        _, vocab_size, data = sonnets()
-        config = dict(SONNETS_CONFIG, vocab_size=vocab_size)
-        params = init_params(config, seed=0)
-        result = self.call(student, params, data, config, SONNETS_STEPS, seed=0)
-        self._check_result(result, SONNETS_STEPS)
-        try:
-            loss = text_loss(result[0], data, config)
-        except Exception as error:  # noqa: BLE001 - wrong keys or shapes in the returned params
-            raise CheckFailed(f"the parameters returned by train do not run through the model: {type(error).__name__}: {error}") from None
-        if not math.isfinite(loss) or loss > SONNETS_MAX_LOSS:
-            raise CheckFailed(f"after {SONNETS_STEPS} steps the loss on the sonnets is {loss:.3f} nats (perplexity {math.exp(min(loss, 50)):.1f}); "
-                              f"expected at most {SONNETS_MAX_LOSS} (perplexity {math.exp(SONNETS_MAX_LOSS):.1f}). At initialisation it is "
-                              f"log {vocab_size} = {math.log(vocab_size):.2f}.")
+    def test_whole_schedule_on_the_sonnets(self, student):
+        """200 steps on the sonnets (a small model, float64: the whole warmup and cosine decay) match the reference loop at every step"""
+        params, data, config, want = sonnets_run()
+        self.expect_known(want, student, params, data, config, SONNETS_STEPS, seed=0)
 
     def _check_result(self, result, steps):
         """The result is (params dict, list of `steps` Python floats), as the notebook states."""
