@@ -113,6 +113,7 @@ def stand_in(channel, name):
 HELPER_MEMORY_BYTES = 4 * 2**30    # address space a helper may add to the grading process
 KEPT_GRAPHS = 256                  # graphs waiting for a backward; the oldest go first (a loop backprops each step)
 REMEMBERED_BYTES = 256 * 2**20     # results kept for the next submission that asks the same (see Answers)
+REMEMBERED_FROM_BYTES = 16 * 2**10  # smaller calls cost less to compute than to recognise
 
 
 class StandIns:
@@ -154,13 +155,14 @@ class StandIns:
         if tracked:
             inputs = [t.detach().requires_grad_(bool(g) and t.is_floating_point()) for t, g in zip(inputs, grad)]
             args, kwargs = _replace_tensors(call, iter(inputs))
-        else:
+        key = None
+        if not tracked and sum(t.numel() * t.element_size() for t in inputs) >= REMEMBERED_FROM_BYTES:
             key = _fingerprint((self.code, name, call))
             if key in ANSWERS:
                 return {"ok": True, "handle": None}, ANSWERS.get(key)
         with torch.enable_grad():  # as in the student's process (a helper may run autograd itself, e.g. train_step)
             result = self.scope[name](*args, **kwargs)
-        if not tracked:
+        if key is not None:
             ANSWERS.put(key, _detached(result))
         handle = None
         if tracked:
