@@ -78,7 +78,7 @@ def print_table(root, out=sys.stdout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mfml_grader", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["release", "demo-submissions", "autograde", "table", "validate", "check", "report", "export-lms", "pretrain"])
+    parser.add_argument("command", choices=["release", "demo-submissions", "autograde", "table", "validate", "check", "report", "export-lms", "pretrain", "cells"])
     parser.add_argument("assignments", nargs="*", help="assignments to grade or validate (default: all); for check: one assignment, then functions")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders (default: all cores)")
     parser.add_argument("--cluster", default=None, help="autograde on Dask: local, slurm, or a scheduler's address (default: processes of this machine)")
@@ -108,6 +108,13 @@ def main(argv=None):
         from .validate import main as validate
 
         sys.exit(validate(root, max(1, args.jobs), args.assignments))
+    elif args.command == "cells":
+        from .judge.independent import explain
+
+        for assignment in args.assignments or course.assignments(root):
+            print(assignment)
+            for gid, why in explain(assignment, root):
+                print(f"  {gid:<36} {'left out' if not why else 'runs: ' + why}")
     elif args.command == "pretrain":
         from .pretrain import main as pretrain
 

@@ -323,14 +323,33 @@ def _is_instructors(cell, release_sources):
             and release_sources.get(gid) == cell.source)
 
 
-def for_submission(nb, assignment, root):
-    """The grade_ids of the cells of submission `nb` that grading leaves out (none when the release is missing)."""
+def _inputs(nb, assignment, root):
+    """(code cells, release sources, names the hidden checks look up) of a submission, or None without a release."""
     from .. import course
     from ..runner import exercises
 
     release = course.release_notebook(assignment, root)
     if not release.exists():
-        return set()
+        return None
     sources = {grade_id(c): c.source for c in course.read_notebook(release).cells if grade_id(c)}
     checked = {name for exercise in exercises(course.hidden_tests(assignment, root)) for name in (exercise.function, *exercise.substitutes)}
-    return cells_to_skip([c for c in nb.cells if c.cell_type == "code"], sources, checked)
+    return [c for c in nb.cells if c.cell_type == "code"], sources, checked
+
+
+def for_submission(nb, assignment, root):
+    """The grade_ids of the cells of submission `nb` that grading leaves out (none when the release is missing)."""
+    inputs = _inputs(nb, assignment, root)
+    return cells_to_skip(*inputs) if inputs else set()
+
+
+def explain(assignment, root):
+    """[(grade_id, why grading runs it, or '' when it leaves it out)] for the instructor's code cells of the
+    source notebook (`python -m mfml_grader cells <assignment>`): what happens for a correct submission."""
+    from .. import course
+
+    nb = course.read_notebook(course.source_notebook(assignment, root))
+    cells, sources, checked = _inputs(nb, assignment, root) or ([], {}, set())
+    skip = cells_to_skip(cells, sources, checked)
+    named = [(grade_id(c), is_test_cell(c), names_of(c.source)) for c in cells]
+    return [(gid, "" if gid in skip else why_it_runs(i, named, skip | {gid}, checked) or "not the release's locked cell")
+            for i, (gid, test, _) in enumerate(named) if not test and cells[i].metadata.get("nbgrader", {}).get("locked")]
