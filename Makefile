@@ -33,7 +33,7 @@ release: venv
 	$(PYTHON) -m mfml_grader release
 
 ## autograde: grade every notebook in submitted/<student>/<assignment>/ (JOBS parallel graders, default: all cores;
-## CLUSTER=local|slurm|tcp://host:port grades them as Dask tasks, see docs/scaling.md)
+## as Dask tasks on a LocalCluster; CLUSTER=slurm|tcp://host:port elsewhere, CLUSTER=processes without Dask: docs/scaling.md)
 JOBS ?= $(shell nproc)
 CLUSTER ?=
 autograde: venv

@@ -2,8 +2,8 @@
 
     python -m mfml_grader release [A ...]    # nbgrader generate_assignment, keeping release/ when it refuses
     python -m mfml_grader demo-submissions   # submitted/<student>/<assignment>/ for the demo students
-    python -m mfml_grader autograde --jobs N # grade all of submitted/ on N cores, with a progress bar
-        [--cluster local|slurm|tcp://host:port] # ... as Dask tasks (Slurm: up to N jobs)
+    python -m mfml_grader autograde --jobs N # grade all of submitted/ as Dask tasks on N cores, with a progress bar
+        [--cluster local|slurm|tcp://host:port|processes] # ... elsewhere (Slurm: up to N jobs), or without Dask
     python -m mfml_grader table              # per-student, per-exercise scores from the gradebook
     python -m mfml_grader validate [A ...]   # grade the grader: every mutant caught and named, ... (real grading path)
     python -m mfml_grader check A [f ...]    # the same promises in this process, in seconds (the author's loop)
@@ -81,7 +81,8 @@ def main(argv=None):
     parser.add_argument("command", choices=["release", "demo-submissions", "autograde", "table", "validate", "check", "report", "export-lms", "pretrain", "cells"])
     parser.add_argument("assignments", nargs="*", help="assignments to grade or validate (default: all); for check: one assignment, then functions")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders (default: all cores)")
-    parser.add_argument("--cluster", default=None, help="autograde on Dask: local, slurm, or a scheduler's address (default: processes of this machine)")
+    parser.add_argument("--cluster", default="local", help="where autograde's Dask tasks run: local (a LocalCluster of --jobs "
+                        "workers, the default), slurm, or a scheduler's address; `processes`: grading processes of this machine, without Dask")
     parser.add_argument("--course", type=Path, default=None, help="course directory (default: found from the current folder)")
     args = parser.parse_intermixed_args(argv)
     root = (args.course or course.course_root()).resolve()
@@ -94,7 +95,8 @@ def main(argv=None):
     elif args.command == "autograde":
         from .judge.batch import autograde
 
-        autograde(root, args.assignments or course.assignments(root), max(1, args.jobs), cluster=args.cluster)
+        cluster = None if args.cluster == "processes" else args.cluster
+        autograde(root, args.assignments or course.assignments(root), max(1, args.jobs), cluster=cluster)
     elif args.command == "report":
         from .item_analysis import write
 

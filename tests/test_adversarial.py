@@ -333,8 +333,8 @@ def _write_submissions(grading, all_cases):
             case.files(folder)
 
 
-def _start_batch(grading, jobs, assignments):
-    return subprocess.Popen([sys.executable, "-m", "mfml_grader", "autograde", "--jobs", str(jobs), *assignments], cwd=grading.root,
+def _start_batch(grading, jobs, assignments, *options):
+    return subprocess.Popen([sys.executable, "-m", "mfml_grader", "autograde", "--jobs", str(jobs), *options, *assignments], cwd=grading.root,
                             env=nbgrader_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -389,7 +389,9 @@ def batch(tmp_path_factory):
         for assignment in sorted({case.assignment for case in run_cases.values()}):
             run.nbgrader("generate_assignment", assignment)
         _write_submissions(run, run_cases)
-    runs = [_start_batch(second, 1, ["ps1_linear_algebra", "ps3_probability"]), _start_batch(grading, 2, [A, "ps2_calculus"])]
+    # the main run on the default Dask LocalCluster, the second on grading processes without Dask
+    runs = [_start_batch(second, 1, ["ps1_linear_algebra", "ps3_probability"], "--cluster", "processes"),
+            _start_batch(grading, 2, [A, "ps2_calculus"])]
     results = [run.communicate(timeout=1500) for run in runs]
     return grading, all_cases, listener, [(run.returncode, *result) for run, result in zip(runs, results)], second
 

@@ -27,7 +27,7 @@ STUDENTS = ("perfect", "typical_mistakes", "untouched", "ada", "grace", "bomb")
 @pytest.fixture(scope="module")
 def pool_scores(tmp_path_factory):
     course = submit_batch(tmp_path_factory.mktemp("pool"), [ASSIGNMENT], STUDENTS)
-    result = autograde(course, [ASSIGNMENT], "--jobs", "2")
+    result = autograde(course, [ASSIGNMENT], "--jobs", "2", "--cluster", "processes")
     assert result.returncode == 0 and "NOT GRADED" not in result.stderr, result.stderr[-3000:]
     return batch_scores(course, [ASSIGNMENT], STUDENTS)
 
