@@ -8,8 +8,9 @@ and variants (all honest), plus broken ones (a crash, an exception at import, `o
 the same set twice, with `MFML_EXECUTOR=kernel nbgrader autograde` and with
 `python -m mfml_grader autograde --jobs N`, and prints seconds per notebook, the ratio, whether
 the two agree on every honest submission's score, and per assignment where the time goes (from
-logs/autograde-times.tsv: the time spent running each notebook's cells and checks). Then the same
-submissions as Dask tasks on a LocalCluster of 1 and of 2 workers: throughput and scaling efficiency.
+logs/autograde-times.tsv: the time spent running each notebook's cells and checks, and what grading it
+cost beyond that, against OVERHEAD_SECONDS). Then the same submissions as Dask tasks on a
+LocalCluster of 1 and of 2 workers: throughput and scaling efficiency.
 
 Then the figures: each figure cell of every notebook (mfml_grader/figures.py), run in the judge's
 sandbox on one thread as the grader runs it, drawing and PNG included, the best of a few runs, against
@@ -33,9 +34,10 @@ sys.path.insert(0, str(REPO))
 
 from mfml_grader import catalog, course, figures, submissions  # noqa: E402
 from mfml_grader.cli import demo_answers  # noqa: E402
-from mfml_grader.judge.batch import read_times  # noqa: E402
+from mfml_grader.judge.batch import read_overheads, read_times  # noqa: E402
 
 FIGURE_SECONDS = 0.5   # a figure cell, drawn and sent as PNG: well under a second on one thread
+OVERHEAD_SECONDS = 0.1  # per notebook, beyond running it: nbgrader's steps and the gradebook
 BROKEN = {
     "crash": "import ctypes\nctypes.string_at(0)",
     "raises_at_import": "raise RuntimeError('half-finished code')",
@@ -174,6 +176,7 @@ def compare(args, assignments):
                 running = dict.fromkeys(assignments, 0.0)
                 for assignment, _, t in read_times(root):
                     running[assignment] += t
+                overheads = [t for _, _, t in read_overheads(root)]
             results[name] = (seconds, scores(root))
             print(f"{name:>10}: {len(made)} notebooks in {seconds:.1f} s = {seconds / len(made):.2f} s per notebook", flush=True)
         honest = [key for key, is_honest in made.items() if is_honest]
@@ -181,6 +184,9 @@ def compare(args, assignments):
         ratio = results["stock"][0] / results["sandboxed"][0]
         print(f"speed-up: {ratio:.1f}x with --jobs {args.jobs} on {os.cpu_count()} cores")
         print_breakdown(assignments, made, stock, running, args.jobs)
+        overhead = sum(overheads) / max(1, len(overheads))
+        print(f"beyond running the notebook, grading one took {overhead:.3f} s on average (nbgrader's steps, the gradebook; "
+              f"{len(overheads)} notebooks; target {OVERHEAD_SECONDS} s){'  OVER THE TARGET' if overhead > OVERHEAD_SECONDS else ''}")
         print(f"honest submissions: {len(honest)}, scores agree on {len(honest) - len(disagree)}")
         for key in disagree:
             print(f"  DISAGREE {key}: stock {results['stock'][1].get(key)} vs sandboxed {results['sandboxed'][1].get(key)}")

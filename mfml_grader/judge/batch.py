@@ -27,7 +27,7 @@ from ..gradebook import open_gradebook
 from .executor import SandboxedExecute
 
 PROGRESS_ENV = "MFML_PROGRESS_FILE"
-TIMES_FILE = "autograde-times.tsv"   # in logs/: assignment, student, seconds spent running the notebook
+TIMES_FILE = "autograde-times.tsv"   # in logs/: assignment, student, seconds running the notebook, seconds grading it in all
 
 
 def submitted_students(root, assignment):
@@ -69,6 +69,7 @@ def _retry_alone(root, assignment, student, threads, progress_file, log_file, li
 
 
 _api = None
+_running = None   # the notebook's running time, from the executor, while _grade grades it
 GRACE_SECONDS = 120   # beyond the notebook's own limit: nbgrader's steps before and after running it
 
 
@@ -103,9 +104,13 @@ def _grade(assignment, student):
 
     locks = Path(_api.coursedir.root) / "logs" / "grading-locks"
     locks.mkdir(parents=True, exist_ok=True)
+    global _running
     with open(locks / f"{assignment}--{student}", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        _running, started = None, time.monotonic()
         result = _api.autograde(assignment, student)
+        if _running is not None:
+            _write_time(assignment, student, f"{_running:.3f}\t{time.monotonic() - started:.3f}")
     lines = [line for line in result.get("log", "").splitlines() if not line.startswith(("[INFO]", "[DEBUG]"))]
     return "\n".join(lines + [result.get("error", "")]).strip()
 
@@ -351,15 +356,35 @@ def autograde(root, assignments, jobs, out=sys.stderr, cluster=None):
 
 
 def mark_progress(assignment, student, seconds):
-    """Called by the executor after each notebook: one line in the batch's progress file."""
+    """Called by the executor after running a notebook: a line in the batch's progress file.
+
+    In a grading process of the batch `_grade` writes it, with the whole time it spent on the notebook.
+    """
+    global _running
+    if _api is not None:
+        _running = seconds
+    else:
+        _write_time(assignment, student, f"{seconds:.3f}")
+
+
+def _write_time(assignment, student, columns):
     path = os.environ.get(PROGRESS_ENV)
     if path:
         with open(path, "a") as handle:
-            handle.write(f"{assignment}\t{student}\t{seconds:.3f}\n")
+            handle.write(f"{assignment}\t{student}\t{columns}\n")
+
+
+def _rows(root):
+    path = Path(root) / "logs" / TIMES_FILE
+    return [line.split("\t") for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def read_times(root):
     """[(assignment, student, seconds)] of the last batch: the time each notebook took to run."""
-    path = Path(root) / "logs" / TIMES_FILE
-    rows = [line.split("\t") for line in path.read_text().splitlines()] if path.exists() else []
-    return [(a, s, float(seconds)) for a, s, seconds in rows]
+    return [(a, s, float(seconds)) for a, s, seconds, *_ in _rows(root)]
+
+
+def read_overheads(root):
+    """[(assignment, student, seconds)] of the last batch: what grading each notebook cost beyond running it
+    (nbgrader's steps and the gradebook's writes), where a grading process of the batch graded it."""
+    return [(a, s, float(whole[0]) - float(seconds)) for a, s, seconds, *whole in _rows(root) if whole]

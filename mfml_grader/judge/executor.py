@@ -80,9 +80,9 @@ class SandboxedExecute(NbGraderPreprocessor):
             self.log.warning("%s", note)
             nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
         assignment = names.get("assignment", "?")
+        skip = for_submission(nb, assignment, coursedir.root) if self.skip_independent_cells else set()
         started = time.monotonic()
         try:
-            skip = for_submission(nb, assignment, coursedir.root) if self.skip_independent_cells else set()
             run_notebook(nb, judge, files, self.log, figures.released(course.release_notebook(assignment, coursedir.root)), skip)
         finally:
             mark_progress(assignment, names.get("student", "?"), time.monotonic() - started)
