@@ -119,8 +119,7 @@ def _float_difference(got, want, dtype, path, tolerance):
     allowed = tolerance_for(dtype, tolerance) * (scale + want64.abs().where(finite, torch.zeros_like(want64)))
     if (error <= allowed).all():
         return None
-    index = tuple(torch.unravel_index(torch.argmax(error - allowed), error.shape)) if error.dim() else ()
-    index = tuple(int(i) for i in index)
+    index = _unravel(int(torch.argmax(error - allowed)), error.shape)
     at = f" at index {index}" if index else ""
     return (f"{path} differs from the expected values: max abs error {error.max().item():.3g}{at} "
             f"(got {got64[index].item():.6g}, expected {want64[index].item():.6g}; "
@@ -130,3 +129,13 @@ def _float_difference(got, want, dtype, path, tolerance):
 def matches(got, want, dtype=None, tolerance=None):
     """True when `got` equals `want` within the tolerance for `dtype`."""
     return difference(got, want, dtype, tolerance=tolerance) is None
+
+
+def _unravel(flat, shape):
+    """The index in `shape` of element `flat` of the flattened tensor (torch.unravel_index, without the
+    half-second import of sympy it triggers on first use in a grading process)."""
+    index = []
+    for size in reversed(shape):
+        flat, i = divmod(flat, size)
+        index.append(i)
+    return tuple(reversed(index))

@@ -24,7 +24,7 @@ import nbformat
 
 from .. import course
 from ..gradebook import open_gradebook
-from .executor import SandboxedExecute
+from .executor import SandboxedExecute, judge_for
 
 PROGRESS_ENV = "MFML_PROGRESS_FILE"
 TIMES_FILE = "autograde-times.tsv"   # in logs/: assignment, student, seconds running the notebook, seconds grading it in all
@@ -90,7 +90,9 @@ def _start_grader(root, threads, progress_file, output_file):
     app = AutogradeApp()
     app.initialize(["--log-level=WARN"])  # reads nbgrader_config.py like the command line does
     _api = NbGraderAPI(coursedir=app.coursedir, parent=app)
-    return SandboxedExecute(config=app.config).notebook_timeout + GRACE_SECONDS
+    execute = SandboxedExecute(config=app.config)
+    judge_for(execute)   # the sandbox starts with the grading process, not with its first notebook
+    return execute.notebook_timeout + GRACE_SECONDS
 
 
 def _grade(assignment, student):
