@@ -19,13 +19,14 @@ from IPython.core.inputtransformer2 import TransformerManager
 from nbgrader.utils import is_grade, is_locked
 
 from . import reflection
+from .memo import per_source
 from .course import grade_id
 from .forbidden import defined_methods, find_forbidden, import_aliases, reachable
 
 _manager = TransformerManager()
 
 
-@functools.lru_cache(maxsize=4096)   # the instructor's cells are the same in every submission
+@per_source
 def python_source(source):
     """A cell's source as IPython runs it: plain Python (magics become calls)."""
     return _manager.transform_cell(source)

@@ -249,7 +249,7 @@ def _fingerprint(value):
             raise TypeError
     try:
         walk(value)
-    except TypeError:
+    except (TypeError, RecursionError):
         return None
     return digest.hexdigest()
 

@@ -9,20 +9,20 @@ code alone, in the trusted process, for each submission:
 1. It is an instructor's cell: nbgrader-locked, neither a solution nor a test, with exactly the
    release's source (nbgrader has already put the instructor's source back).
 2. Nothing that runs reads what it binds: no name it binds (assigned, defined, imported, deleted,
-   `global` in a function, `:=`) is mentioned by any cell that still runs, nor is one of the names
-   the hidden checks look up (the exercises' functions and the parts the course stands in for).
-3. It cannot change what runs: the names it reads that cells still running bind are functions,
-   classes or modules (never data it could change in place), it stores no attribute or item into
-   anything it did not bind itself, and every function it can reach that way reads only functions,
-   classes and modules, has no `global` or `nonlocal`, and no mutable default (no memory between
-   calls that a later check could see).
+   `global` in a function, `:=`) is read by a cell that runs after it before binding it again, by a
+   function of a cell that runs, or by the hidden checks (the exercises' functions and the parts the
+   course stands in for), following each function to the names it reads.
+3. It cannot change what runs: the data it reaches, itself or through the functions it calls
+   (names made by cells that ran before it), is read by nothing that runs afterwards, constants
+   excepted; a function with memory between calls (global, nonlocal, a mutable default, class
+   attributes) counts as data; and it stores nothing into a module.
 4. No cell of the submission reaches names by other means than writing them (`globals()`, `eval`,
    `exec`, frames, `get_ipython`, magics, a cell that does not parse...): then every cell runs.
 
 Cells are dropped together (a plot cell that reads an experiment's results goes with it), until
 no more can go. Whatever is in doubt runs, so a submission is never graded on less than it needs.
 What stays process-wide (the global random generator, torch's defaults) is not read by the course's
-checks, which bring their own generators and dtypes (docs/grading.md). `make bench` and the tests
+checks, which bring their own generators and dtypes. `make bench` and tests/test_independent.py
 grade the same submissions with and without leaving cells out and require the same scores.
 """
 
@@ -33,6 +33,7 @@ import symtable
 from dataclasses import dataclass
 
 from ..course import grade_id, is_test_cell
+from ..memo import per_source
 from ..submission_code import python_source
 
 # Names and attributes that reach a namespace without writing its names (a method called `eval` is no concern).
@@ -49,7 +50,6 @@ COMPREHENSIONS = frozenset({"listcomp", "setcomp", "dictcomp", "genexpr"})
 class CellNames:
     """What one code cell does with the notebook's global names."""
 
-    tree: ast.Module
     binds: frozenset        # global names it binds
     definitions: frozenset  # ... only by def, class or import at top level
     imports: frozenset      # ... by an import (modules, shared by every cell)
@@ -62,16 +62,19 @@ class CellNames:
     functions: tuple = ()   # (name, global names it reads when called, keeps state between calls) per def and class
 
 
-@functools.lru_cache(maxsize=4096)   # the instructor's cells are the same in every submission
+@per_source
 def names_of(source):
-    """CellNames of one cell's source (IPython syntax allowed: magics count as dynamic)."""
-    code = python_source(source)
+    """CellNames of one cell's source (IPython syntax allowed: magics count as dynamic, and so does a cell
+    that does not parse or is too deeply nested to analyse)."""
     try:
-        tree = ast.parse(code)
-        table = symtable.symtable(code, "<cell>", "exec")
-    except (SyntaxError, ValueError):
-        empty = frozenset()
-        return CellNames(ast.Module([], []), *[empty] * 8, True, ())
+        return _names_of(python_source(source))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return CellNames(*[frozenset()] * 8, True, ())
+
+
+def _names_of(code):
+    tree = ast.parse(code)
+    table = symtable.symtable(code, "<cell>", "exec")
     binds = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
     tables = list(table.get_children())
     while tables:
@@ -96,7 +99,7 @@ def names_of(source):
     imports = {name for statement in tree.body if isinstance(statement, (ast.Import, ast.ImportFrom)) for name in _defined_by(statement)}
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     attributes = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-    return CellNames(tree, frozenset(binds), frozenset(defined - plain), frozenset(imports),
+    return CellNames(frozenset(binds), frozenset(defined - plain), frozenset(imports),
                      frozenset(constants - defined), frozenset(_reads_before_binding(tree.body, frozenset(), binds) - BUILTINS),
                      frozenset(late), frozenset(late_unbound), frozenset(_changed_objects(tree.body)),
                      bool(names & DYNAMIC_NAMES or attributes & DYNAMIC_ATTRIBUTES), tuple(functions))
@@ -266,12 +269,13 @@ def why_it_runs(i, named, skip, checked_names):
     `named`: [(grade_id, is a test cell, CellNames)] of the notebook's code cells in order.
     """
     names = named[i][2]
-    before = [n for j, (gid, test, n) in enumerate(named) if j < i and gid not in skip and not test]
+    ran = [(gid, n) for j, (gid, test, n) in enumerate(named) if j < i and gid not in skip and not test]   # test cells: not here
     after = [(gid, n) for j, (gid, test, n) in enumerate(named) if j > i and gid not in skip]
     calls = _functions([n for _, _, n in named])
     read_later = {gid: _reach(n.early | n.late_unbound, calls) for gid, n in after}
-    read_later.update({gid: _reach(n.late, calls) for j, (gid, test, n) in enumerate(named) if j < i and gid not in skip and not test})
+    read_later.update({gid: _reach(n.late, calls) for gid, n in ran})   # their functions may be called later
     read_later[CHECKS] = _reach(frozenset(checked_names), calls)
+    before = [n for _, n in ran]
     for reader, reads in read_later.items():
         if names.binds & reads:
             return f"{reader or 'a cell'} {'look up' if reader == CHECKS else 'reads'} {', '.join(sorted(names.binds & reads))}"

@@ -15,7 +15,6 @@ before it lands in the autograded notebook (which feedback and formgrader render
   note. A notebook that hits a cap is still graded.
 """
 
-import functools
 import re
 from html import escape as html_escape
 from html.parser import HTMLParser
@@ -23,6 +22,7 @@ from html.parser import HTMLParser
 import bleach
 import nbformat
 
+from ..memo import per_source
 from .limits import IMAGE_CHARS, IMAGES_PER_CELL, NOTEBOOK_IMAGE_CHARS
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
@@ -83,7 +83,7 @@ def is_inert(html):
     return parser.inert
 
 
-@functools.lru_cache(maxsize=4096)   # the instructor's cells are the same in every submission
+@per_source
 def sanitise_html(html):
     """`html` unchanged when inert; otherwise with every active part removed."""
     if is_inert(html):
@@ -92,7 +92,7 @@ def sanitise_html(html):
                         strip_comments=True)
 
 
-@functools.lru_cache(maxsize=4096)
+@per_source
 def sanitise_markdown(source):
     """Markdown unchanged when what it renders is inert; otherwise its rendering, sanitised (HTML is valid Markdown)."""
     from nbconvert.filters.markdown import markdown2html
