@@ -30,7 +30,8 @@ DASK_CONFIG = {
     "distributed.worker.daemon": False,                    # a worker starts its grading process
     "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
     "distributed.scheduler.work-stealing": False,          # a task is a whole submission: no point moving it
-}
+    "distributed.scheduler.worker-saturation": 1.0,        # a worker holds only the task it runs: when it dies,
+}                                                          # no neighbour's task counts the death against itself
 
 
 class WarmGrader(WorkerPlugin):
@@ -107,6 +108,7 @@ def _cluster(spec, jobs, root, threads):
 def run_on_cluster(spec, pairs, jobs, start, on_done):
     """Grade `pairs` as Dask tasks on the cluster `spec`; `on_done(pair, log text, reason)` as each finishes."""
     import dask
+    from dask._task_spec import Task
     from distributed import Client, as_completed
     from distributed.scheduler import KilledWorker
 
@@ -116,16 +118,20 @@ def run_on_cluster(spec, pairs, jobs, start, on_done):
             with Client(address) as client:
                 client.register_plugin(WarmGrader(start))
                 batch = uuid.uuid4().hex[:8]
-                futures = {client.submit(grade_pair, assignment, student, key=f"grade-{assignment}-{student}-{batch}"): (assignment, student)
-                           for assignment, student in pairs}
-                for future in as_completed(futures):
+                # Marked as data producers, the tasks wait in the scheduler's queue until a worker is free
+                # (worker-saturation), instead of being spread over the workers' own queues at once.
+                tasks = {f"grade-{assignment}-{student}-{batch}": (assignment, student) for assignment, student in pairs}
+                graph = {key: Task(key, grade_pair, *pair, _data_producer=True) for key, pair in tasks.items()}
+                futures = dict(zip(client.get(graph, list(tasks), sync=False), tasks.values()))
+                for future in as_completed(list(futures)):
                     try:
                         text, reason = future.result()
                     except KilledWorker:
                         text, reason = None, f"grading this submission stopped its grading worker {ALLOWED_FAILURES + 1} times"
                     except Exception as error:  # noqa: BLE001 - reported; the retry alone takes over
                         text, reason = f"grading failed: {type(error).__name__}: {error}", None
-                    on_done(futures[future], text, reason)
+                    on_done(futures.pop(future), text, reason)
+                    future.release()            # a result held on a worker that dies would be computed again
         finally:
             if cluster is not None:
                 cluster.close()
