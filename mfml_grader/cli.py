@@ -9,6 +9,7 @@
     python -m mfml_grader check A [f ...]    # the same promises in this process, in seconds (the author's loop)
     python -m mfml_grader report             # reports/index.html: item analysis with plots
     python -m mfml_grader export-lms         # exports/gradescope/**/results.json and exports/canvas.csv
+    python -m mfml_grader serve [--once]     # continuous grading: feedback seconds after each submission (mfml_grader/serve.py)
     python -m mfml_grader pretrain           # remake ps8's data and pretrained encoder (about 7 minutes; both shipped)
 """
 
@@ -78,14 +79,16 @@ def print_table(root, out=sys.stdout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mfml_grader", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["release", "demo-submissions", "autograde", "table", "validate", "check", "report", "export-lms", "pretrain", "cells"])
+    parser.add_argument("command", choices=["release", "demo-submissions", "autograde", "table", "validate", "check", "report", "export-lms", "pretrain", "cells", "serve"])
     parser.add_argument("assignments", nargs="*", help="assignments to grade or validate (default: all); for check: one assignment, then functions")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders (default: all cores)")
+    parser.add_argument("--jobs", type=int, default=None, help="parallel graders (default: all cores; serve: GradingService.jobs)")
     parser.add_argument("--cluster", default="local", help="where autograde's Dask tasks run: local (a LocalCluster of --jobs "
                         "workers, the default), slurm, or a scheduler's address; `processes`: grading processes of this machine, without Dask")
+    parser.add_argument("--once", action="store_true", help="serve: grade what is in the exchange, then stop")
     parser.add_argument("--course", type=Path, default=None, help="course directory (default: found from the current folder)")
     args = parser.parse_intermixed_args(argv)
     root = (args.course or course.course_root()).resolve()
+    jobs = max(1, args.jobs or os.cpu_count() or 1)
     if args.command == "release":
         from .release import main as release
 
@@ -96,7 +99,7 @@ def main(argv=None):
         from .judge.batch import autograde
 
         cluster = None if args.cluster == "processes" else args.cluster
-        autograde(root, args.assignments or course.assignments(root), max(1, args.jobs), cluster=cluster)
+        autograde(root, args.assignments or course.assignments(root), jobs, cluster=cluster)
     elif args.command == "report":
         from .item_analysis import write
 
@@ -109,7 +112,7 @@ def main(argv=None):
     elif args.command == "validate":
         from .validate import main as validate
 
-        sys.exit(validate(root, max(1, args.jobs), args.assignments))
+        sys.exit(validate(root, jobs, args.assignments))
     elif args.command == "cells":
         from .judge.independent import explain
 
@@ -117,6 +120,10 @@ def main(argv=None):
             print(assignment)
             for gid, why in explain(assignment, root):
                 print(f"  {gid:<36} {'left out' if not why else 'runs: ' + why}")
+    elif args.command == "serve":
+        from .serve import main as serve
+
+        serve(root, once=args.once, jobs=args.jobs)
     elif args.command == "pretrain":
         from .pretrain import main as pretrain
 

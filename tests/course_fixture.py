@@ -10,6 +10,7 @@ from mfml_grader import course, submissions
 from mfml_grader.judge.batch import nbgrader_env
 
 REPO = Path(__file__).resolve().parent.parent
+COURSE = "math-foundations-ml"
 
 
 class Course:
@@ -70,3 +71,11 @@ def autograde(course, assignments, *options, env=None):
 def batch_scores(course, assignments, students):
     """{(assignment, student): {function: (score, max)}}."""
     return {(a, s): course.scores(a, s) for a in assignments for s in students}
+
+
+def student_nbgrader(home, exchange, *args):
+    """A student's nbgrader command: in their own home folder, with only the exchange in common."""
+    result = subprocess.run(["nbgrader", *args, f"--course={COURSE}", f"--Exchange.root={exchange}"],
+                            cwd=home, env=nbgrader_env(HOME=str(home)), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result

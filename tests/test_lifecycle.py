@@ -9,26 +9,16 @@ timestamp.txt, or deletes timestamp.txt, changes nothing.
 import csv
 import datetime
 import os
-import subprocess
 import time
 
 import nbformat
 import pytest
 
-from course_fixture import Course, nbgrader_env
+from course_fixture import COURSE, Course, student_nbgrader
 from mfml_grader import submissions
 
 A = "ps4_information_theory"
-COURSE = "math-foundations-ml"
 DAY = datetime.timedelta(days=1)
-
-
-def student_nbgrader(home, exchange, *args):
-    """A student's nbgrader command: in their own home folder, with only the exchange in common."""
-    result = subprocess.run(["nbgrader", *args, f"--course={COURSE}", f"--Exchange.root={exchange}"],
-                            cwd=home, env=nbgrader_env(HOME=str(home)), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -95,8 +95,8 @@ def _start_grader(root, threads, progress_file, output_file):
     return execute.notebook_timeout + GRACE_SECONDS
 
 
-def _grade(assignment, student):
-    """Autograde one submission in this grading process; returns its log (warnings and errors).
+def _grade(assignment, student, feedback=False):
+    """Autograde one submission in this grading process (then its feedback pages, when asked); returns its log.
 
     One grader at a time per submission: a grading process whose parent was killed (a Dask worker)
     may still be finishing the pair its retry is about to grade. The lock (in logs/, on the course's
@@ -110,11 +110,13 @@ def _grade(assignment, student):
     with open(locks / f"{assignment}--{student}", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _running, started = None, time.monotonic()
-        result = _api.autograde(assignment, student)
+        results = [_api.autograde(assignment, student)]
         if _running is not None:
             _write_time(assignment, student, f"{_running:.3f}\t{time.monotonic() - started:.3f}")
-    lines = [line for line in result.get("log", "").splitlines() if not line.startswith(("[INFO]", "[DEBUG]"))]
-    return "\n".join(lines + [result.get("error", "")]).strip()
+        if feedback:
+            results.append(_api.generate_feedback(assignment, student, force=True))
+    lines = [line for result in results for line in result.get("log", "").splitlines() if not line.startswith(("[INFO]", "[DEBUG]"))]
+    return "\n".join(lines + [result.get("error", "") for result in results]).strip()
 
 
 def _exit_with_parent():
@@ -168,49 +170,88 @@ class _Grader:
 STARTUP_SECONDS = 300
 
 
-def _run_pool(pairs, jobs, start, on_done):
-    """Grade `pairs` with `jobs` grading processes taking them from one queue; returns the limit per submission.
+class Pool:
+    """`jobs` warm grading processes taking jobs ((assignment, student[, feedback])) from one queue.
 
     A submission that runs past the limit (the notebook's own, plus a grace) costs its grading
-    process, which is killed and replaced: `on_done(pair, None, reason)`. A process that dies on its
-    own leaves its pair ungraded (the caller retries it). Otherwise `on_done(pair, log text, None)`.
-    Pairs left when grading processes keep failing to start are left to the caller too.
+    process, which is killed and replaced: (job, None, reason). A process that dies on its own
+    leaves its job ungraded: (job, "the grading process died", None); the caller retries it.
+    Otherwise (job, log text, None). Each comes with the seconds since a grader took the job.
+    Jobs left when grading processes keep failing to start stay in `queue` for the caller.
     """
-    context = multiprocessing.get_context("spawn")  # a clean interpreter per grading process
-    queue, graders, failed_starts, limit = list(reversed(pairs)), [], 0, None
-    while (queue and failed_starts < 2 * jobs) or any(g.pair for g in graders):
-        busy = sum(bool(g.pair) for g in graders)
-        while failed_starts < 2 * jobs and len(graders) < min(jobs, len(queue) + busy):
-            graders.append(_Grader(context, start))
-        for grader in graders:
-            if grader.pair is None and grader.limit is not None and queue:
-                grader.give(queue.pop())
-        ready = multiprocessing.connection.wait([g.connection for g in graders] + [g.process.sentinel for g in graders], timeout=1.0)
-        now = time.monotonic()
-        for grader in list(graders):
+
+    def __init__(self, jobs, start):
+        self.context = multiprocessing.get_context("spawn")  # a clean interpreter per grading process
+        self.jobs, self.start = jobs, start
+        self.queue, self.graders, self.failed_starts, self.limit = [], [], 0, None
+
+    def add(self, job):
+        self.queue.insert(0, job)
+
+    def warm(self):
+        """Start every grading process now (a service waits for work with its graders ready)."""
+        while len(self.graders) < self.jobs:
+            self.graders.append(_Grader(self.context, self.start))
+
+    def working(self):
+        """Whether anything is left to grade (and a grading process can still start)."""
+        return (bool(self.queue) and self.failed_starts < 2 * self.jobs) or any(g.pair for g in self.graders)
+
+    def step(self, timeout=1.0):
+        """Start graders, hand out jobs, wait up to `timeout` s; returns [(job, log text, reason, seconds)] finished."""
+        busy = sum(bool(g.pair) for g in self.graders)
+        while self.failed_starts < 2 * self.jobs and len(self.graders) < min(self.jobs, len(self.queue) + busy):
+            self.graders.append(_Grader(self.context, self.start))
+        for grader in self.graders:
+            if grader.pair is None and grader.limit is not None and self.queue:
+                grader.give(self.queue.pop())
+        ready = multiprocessing.connection.wait([g.connection for g in self.graders] + [g.process.sentinel for g in self.graders],
+                                                timeout=timeout)
+        now, finished = time.monotonic(), []
+        for grader in list(self.graders):
             message = None
             if grader.connection in ready:
                 with contextlib.suppress(EOFError, OSError):
                     message = grader.connection.recv()
             if message is not None and grader.limit is None:
-                grader.limit = limit = float(message)
+                grader.limit = self.limit = float(message)
             elif message is not None:
-                pair, grader.pair = grader.pair, None
-                on_done(pair, message, None)
+                job, grader.pair = grader.pair, None
+                finished.append((job, message, None, now - grader.since))
             elif grader.pair and now - grader.since > grader.limit:
-                grader.kill()
-                graders.remove(grader)
-                on_done(grader.pair, None, f"grading took longer than {grader.limit:.0f} s (the limit per submission) and was stopped")
+                self._drop(grader)
+                finished.append((grader.pair, None, f"grading took longer than {grader.limit:.0f} s (the limit per submission) and was stopped",
+                                 now - grader.since))
             elif not grader.process.is_alive() or (grader.limit is None and now - grader.started > STARTUP_SECONDS):
-                grader.kill()
-                graders.remove(grader)
+                self._drop(grader)
                 if grader.pair:
-                    on_done(grader.pair, "the grading process died", None)
+                    finished.append((grader.pair, "the grading process died", None, now - grader.since))
                 elif grader.limit is None:
-                    failed_starts += 1
-    for grader in graders:
+                    self.failed_starts += 1
+        return finished
+
+    def _drop(self, grader):
         grader.kill()
-    return limit
+        self.graders.remove(grader)
+
+    def close(self):
+        for grader in self.graders:
+            grader.kill()
+        self.graders = []
+
+
+def _run_pool(pairs, jobs, start, on_done):
+    """Grade `pairs` with a Pool of `jobs` grading processes; `on_done(pair, log text, reason)`; returns the limit per submission."""
+    pool = Pool(jobs, start)
+    for pair in pairs:
+        pool.add(pair)
+    try:
+        while pool.working():
+            for pair, text, reason, _ in pool.step():
+                on_done(pair, text, reason)
+    finally:
+        pool.close()
+    return pool.limit
 
 
 class ProgressBar:

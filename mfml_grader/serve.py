@@ -1,0 +1,412 @@
+"""Continuous grading: `python -m mfml_grader serve`, graded feedback seconds after a student submits.
+
+Run in the course directory (beside its nbgrader_config.py), as a JupyterHub service or beside the
+hub. It watches nbgrader's exchange (`Exchange.root/<course id>/inbound`) and, for each new
+submission folder:
+
+1. **takes it** once it is complete (its `submission_secret.txt` written, or nothing in it changed
+   for `settle_seconds`): copies its regular files (no link, FIFO or device is followed:
+   `intake.safe_copy`) to `service/attempts/`, and records the attempt with a trusted time, the
+   earlier of the service's clock and the latest change time in the folder (which a student cannot
+   move back). A folder whose owner is not the student it names (nor this service's own user) is
+   ignored: no student submits for another;
+2. **refuses it** when the student already has `max_graded` graded submissions of the assignment
+   within `window_minutes`: a feedback page says so and when the next one will be graded;
+3. **grades it** in a warm grading process (the batch's `Pool`: several submissions at once, never
+   two of one student's assignment at once), with the trusted time in `timestamp.txt` (late
+   penalties), generates its feedback and releases it under the submission's own key, where
+   nbgrader's `fetch_feedback` (the Assignments tab's "Fetch Feedback") finds it;
+4. **keeps the submission that counts** in the gradebook (`counts`: the last one submitted by the
+   due date, else the last one; or the best score after late penalties), grading that one again
+   when the newest is not it.
+
+Attempts, and which one the gradebook holds, are rows in the gradebook's own database (tables
+`mfml_attempts`, `mfml_counted`): a restart grades again what was taken but not finished, takes no
+folder twice, and never counts an attempt twice against the limit.
+"""
+
+import contextlib
+import datetime
+import hashlib
+import html
+import os
+import pwd
+import re
+import shutil
+import stat
+import sys
+import time
+from pathlib import Path
+
+from traitlets import Enum, Float, Integer
+from traitlets.config import LoggingConfigurable
+
+from . import course, intake
+from .gradebook import db_url, open_gradebook
+from .judge import batch
+
+STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+SECRET = re.compile(r"[0-9a-f]{128}")         # nbgrader's submission secret: secrets.token_hex(64)
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"       # nbgrader's timestamp.txt
+SPANS = "serve-spans.tsv"                     # in logs/: student, when a grader took the job (epoch), seconds it took
+
+
+class GradingService(LoggingConfigurable):
+    """The continuous grader's settings (`c.GradingService.*` in nbgrader_config.py) and its loop."""
+
+    max_graded = Integer(5, help="Graded submissions a student gets per assignment within `window_minutes`; "
+                                 "more are refused with a message (0: no limit).").tag(config=True)
+    window_minutes = Float(60.0, help="The window of the submission limit, in minutes.").tag(config=True)
+    counts = Enum(["last", "best"], "last", help="Which graded submission the gradebook keeps: `last` (the last "
+                                                 "one submitted by the due date, else the last one) or `best` "
+                                                 "(the highest score after late penalties).").tag(config=True)
+    poll_seconds = Float(0.1, help="How often the exchange's inbound folder is looked at.").tag(config=True)
+    settle_seconds = Float(10.0, help="A folder without a submission secret is taken when nothing in it "
+                                      "changed for this long.").tag(config=True)
+    jobs = Integer(0, help="Grading processes kept warm (0: one per core).").tag(config=True)
+
+    def __init__(self, root, out=sys.stdout, **kwargs):
+        from nbgrader.coursedir import CourseDirectory
+        from traitlets.config.loader import PyFileConfigLoader
+
+        self.root = Path(root).resolve()
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(self.root)).load_config()
+        super().__init__(config=config, **kwargs)
+        self.out = out
+        course_id = CourseDirectory(config=config, root=str(self.root)).course_id
+        exchange = Path(config.Exchange.root if "root" in config.Exchange else "/srv/nbgrader/exchange")
+        self.inbound, self.outbound = exchange / course_id / "inbound", exchange / course_id / "feedback"
+        self.attempts_dir = self.root / "service" / "attempts"
+        self.assignments = set(course.assignments(self.root))
+        self.db = _Database(db_url(self.root))
+        self.known = self.db.folders()
+        self.busy = {}        # (student, assignment) -> (attempt id, kind): "attempt" (with feedback) or "recount"
+        self.retried = set()  # attempt ids whose grading process died once
+        self.students = set()  # in the gradebook already
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    def run(self, once=False):
+        """Grade as submissions arrive; with `once`, stop when everything in the exchange is graded."""
+        jobs = self.jobs or os.cpu_count() or 1
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        logs = self.root / "logs"
+        logs.mkdir(exist_ok=True)
+        start = (str(self.root), threads, str(logs / "serve-times.tsv"), str(logs / "serve-output.log"))
+        self.outbound.mkdir(parents=True, exist_ok=True)
+        self.outbound.chmod(0o711)     # as nbgrader's release_feedback: students open their own page, list none
+        pool = batch.Pool(jobs, start)
+        pool.warm()
+        self._say(f"watching {self.inbound} with {jobs} grading process(es); limit {self.max_graded} per "
+                  f"{self.window_minutes:g} min, counts: {self.counts}")
+        try:
+            while True:
+                waiting = self._take_new()
+                self._dispatch(pool)
+                for job, text, reason, seconds in pool.step(self.poll_seconds):
+                    self._finished(job, text, reason, seconds)
+                if once and not waiting and not self.busy and not self.db.taken() and not self._recounts():
+                    return
+        finally:
+            pool.close()
+
+    def _say(self, text):
+        self.out.write(f"{datetime.datetime.now():%H:%M:%S} {text}\n")
+        self.out.flush()
+
+    # -- 1. taking new submissions --------------------------------------------------------------------
+
+    def _take_new(self):
+        """Take every complete new folder of the inbound; returns how many are still being written."""
+        waiting = 0
+        try:
+            entries = [e for e in os.scandir(self.inbound) if e.name not in self.known]
+        except FileNotFoundError:
+            return 0
+        for entry in sorted(entries, key=lambda e: e.name):
+            try:
+                why = self._not_acceptable(entry)
+                complete = not why and self._complete(Path(entry.path))
+            except OSError:             # removed while we looked: gone
+                continue
+            if why:
+                self.db.add(entry.name, "?", "?", time.time(), "ignored", note=why)
+                self.known.add(entry.name)
+                self._say(f"ignored {entry.name}: {why}")
+            elif complete:
+                self._take(entry.name)
+            else:
+                waiting += 1
+        return waiting
+
+    def _not_acceptable(self, entry):
+        info = entry.stat(follow_symlinks=False)
+        parts = entry.name.split("+")
+        if not stat.S_ISDIR(info.st_mode):
+            return "not a folder"
+        if len(parts) < 3 or not STUDENT_ID.fullmatch(parts[0]) or parts[1] not in self.assignments:
+            return "not named <student>+<assignment>+<time> for an assignment of this course"
+        if info.st_uid != os.geteuid():
+            try:
+                owner = pwd.getpwuid(info.st_uid).pw_name
+            except KeyError:
+                owner = str(info.st_uid)
+            if owner != parts[0]:
+                return f"made by {owner}, not by {parts[0]}"
+        return None
+
+    def _complete(self, folder):
+        secret = folder / "submission_secret.txt"
+        with contextlib.suppress(OSError, ValueError):   # missing, a link, garbled: not there
+            if SECRET.fullmatch(intake.read_regular(secret, 256).decode()):
+                return True
+        return time.time() - intake.trusted_time(folder).timestamp() > self.settle_seconds
+
+    def _take(self, name):
+        student, assignment = name.split("+")[:2]
+        snapshot = self.attempts_dir / hashlib.sha256(name.encode()).hexdigest()[:24]
+        partial = snapshot.with_name(snapshot.name + ".partial")
+        for folder in (partial, snapshot):        # left by a run stopped before it recorded the attempt
+            shutil.rmtree(folder, ignore_errors=True)
+        partial.mkdir(parents=True)
+        source = self.inbound / name
+        refused = intake.safe_copy(source, partial, ["timestamp.txt"])
+        submitted = min(time.time(), intake.trusted_time(source).timestamp())
+        (partial / "refused.txt").write_text(intake.refusal_notes(refused))
+        os.rename(partial, snapshot)
+        recent = self.db.recent(student, assignment, submitted - 60 * self.window_minutes)
+        if self.max_graded and len(recent) >= self.max_graded:
+            again = datetime.datetime.fromtimestamp(min(recent) + 60 * self.window_minutes, datetime.timezone.utc)
+            message = (f"Not graded: you already have {len(recent)} graded submissions of {assignment} in the last "
+                       f"{self.window_minutes:g} minutes (the limit is {self.max_graded}). Submit again after "
+                       f"{again:%H:%M:%S} UTC to have it graded. The grade that counts is unchanged.")
+            attempt = self.db.add(name, student, assignment, submitted, "refused", note=message)
+            self._release_message(snapshot, message)
+            self._say(f"refused {student}/{assignment} (attempt {attempt}): over the limit")
+        else:
+            attempt = self.db.add(name, student, assignment, submitted, "taken")
+            self._say(f"took {student}/{assignment} (attempt {attempt}, submitted {_utc(submitted):%H:%M:%S.%f} UTC)")
+        self.known.add(name)
+
+    # -- 3. grading -------------------------------------------------------------------------------------
+
+    def _dispatch(self, pool):
+        for attempt, student, assignment, kind in [(a, s, x, "attempt") for a, s, x in self.db.taken()] + self._recounts():
+            if (student, assignment) in self.busy:
+                continue
+            self._place(attempt, student, assignment)
+            if student not in self.students:
+                batch.prepare_gradebook(self.root, [(assignment, student)])
+                self.students.add(student)
+            self.busy[student, assignment] = (attempt, kind)
+            pool.add((assignment, student, kind == "attempt"))
+
+    def _place(self, attempt, student, assignment):
+        """The attempt's files as nbgrader's submitted/<student>/<assignment>/, with its trusted time."""
+        snapshot = self.attempts_dir / hashlib.sha256(self.db.folder(attempt).encode()).hexdigest()[:24]
+        folder = self.root / "submitted" / student / assignment
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(snapshot, folder, ignore=shutil.ignore_patterns("refused.txt"))
+        (folder / "timestamp.txt").write_text(_utc(self.db.submitted(attempt)).strftime(TIME_FORMAT))
+
+    def _finished(self, job, text, reason, seconds):
+        assignment, student, _ = job
+        with open(self.root / "logs" / SPANS, "a") as spans:
+            spans.write(f"{student}\t{time.time() - seconds:.3f}\t{seconds:.3f}\n")
+        attempt, kind = self.busy.pop((student, assignment))
+        if text == "the grading process died" and attempt not in self.retried:
+            self.retried.add(attempt)          # once more, in a new grading process
+            return
+        if not reason and (text == "the grading process died" or batch._ungraded(self.root, [(assignment, student)])):
+            reason = batch._failure_reason(self.root, assignment, student)
+        if reason:
+            batch.record_failure(self.root, assignment, student, reason)
+        score, max_score = self._score(assignment, student)
+        if kind == "attempt":
+            self.db.graded(attempt, score, max_score, reason)
+            snapshot = self.attempts_dir / hashlib.sha256(self.db.folder(attempt).encode()).hexdigest()[:24]
+            if reason:
+                self._release_message(snapshot, f"This submission could not be graded: {reason}. It scores 0.")
+            else:
+                self._release_feedback(snapshot, student, assignment)
+        self.db.count(student, assignment, attempt)
+        self._say(f"graded {student}/{assignment} (attempt {attempt}{', again: it counts' if kind == 'recount' else ''}): "
+                  f"{score:g}/{max_score:g}{' - ' + reason if reason else ''}")
+
+    def _score(self, assignment, student):
+        with open_gradebook(self.root) as gradebook:
+            submission = gradebook.find_submission(assignment, student)
+            return submission.score - (submission.late_submission_penalty or 0.0), submission.max_score
+
+    # -- 4. the submission that counts ----------------------------------------------------------------
+
+    def _recounts(self):
+        """[(attempt, student, assignment, "recount")] where the gradebook holds another attempt than the one that counts."""
+        pending = {(s, a) for _, s, a in self.db.taken()}
+        wrong = []
+        for (student, assignment), held in self.db.counted().items():
+            if (student, assignment) in pending:
+                continue
+            counts = self._counting(student, assignment)
+            if counts is not None and counts != held:
+                wrong.append((counts, student, assignment, "recount"))
+        return wrong
+
+    def _counting(self, student, assignment):
+        graded = self.db.graded_attempts(student, assignment)       # [(attempt, submitted, score)]
+        if not graded:
+            return None
+        if self.counts == "best":
+            return max(graded, key=lambda row: (row[2], row[0]))[0]
+        due = self._due(assignment)
+        on_time = [row for row in graded if due is None or row[1] <= due]
+        return max(on_time or graded)[0]
+
+    def _due(self, assignment):
+        """The assignment's due date in seconds since the epoch (nbgrader keeps it in UTC), or None."""
+        from nbgrader.api import MissingEntry
+
+        with open_gradebook(self.root) as gradebook:
+            try:
+                due = gradebook.find_assignment(assignment).duedate
+            except MissingEntry:
+                return None
+        return None if due is None else due.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+    # -- releasing what the student reads ------------------------------------------------------------
+
+    def _release_feedback(self, snapshot, student, assignment):
+        secret = _secret(snapshot)
+        for page in sorted((self.root / "feedback" / student / assignment).glob("*.html")):
+            if secret and (snapshot / f"{page.stem}.ipynb").exists():
+                self._release(secret, page.stem, page.read_bytes())
+
+    def _release_message(self, snapshot, message):
+        secret = _secret(snapshot)
+        for notebook in sorted(snapshot.glob("*.ipynb")) if secret else []:
+            page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(notebook.stem)}</title></head>"
+                    f"<body><h1>{html.escape(notebook.stem)}</h1><p>{html.escape(message)}</p></body></html>")
+            self._release(secret, notebook.stem, page.encode())
+
+    def _release(self, secret, notebook_id, page):
+        """Where nbgrader's fetch_feedback looks: feedback/<md5(secret, notebook id)>.html, replaced atomically."""
+        from nbgrader.utils import notebook_hash
+
+        destination = self.outbound / f"{notebook_hash(secret=secret, notebook_id=notebook_id)}.html"
+        partial = destination.with_name(f".{destination.name}.{os.getpid()}")
+        partial.write_bytes(page)
+        partial.chmod(0o644)
+        os.replace(partial, destination)
+
+
+class _Database:
+    """The service's rows, beside nbgrader's tables in the gradebook's database."""
+
+    def __init__(self, url):
+        from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine
+
+        metadata = MetaData()
+        self.attempts = Table(
+            "mfml_attempts", metadata,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("folder", String(512), unique=True, nullable=False),     # the inbound folder's name
+            Column("student", String(128), nullable=False),
+            Column("assignment", String(128), nullable=False),
+            Column("submitted", Float, nullable=False),                     # trusted, seconds since the epoch
+            Column("status", String(16), nullable=False),                   # taken, graded, refused, ignored
+            Column("score", Float), Column("max_score", Float), Column("note", Text))
+        self.counted_table = Table(
+            "mfml_counted", metadata,
+            Column("student", String(128), primary_key=True), Column("assignment", String(128), primary_key=True),
+            Column("attempt", Integer, nullable=False))                     # the attempt the gradebook holds
+        self.engine = create_engine(url)
+        metadata.create_all(self.engine)
+
+    def _rows(self, query):
+        with self.engine.connect() as connection:
+            return connection.execute(query).all()
+
+    def _write(self, statement):
+        with self.engine.begin() as connection:
+            return connection.execute(statement)
+
+    def folders(self):
+        from sqlalchemy import select
+
+        return {row.folder for row in self._rows(select(self.attempts.c.folder))}
+
+    def add(self, folder, student, assignment, submitted, status, note=None):
+        result = self._write(self.attempts.insert().values(folder=folder, student=student, assignment=assignment,
+                                                           submitted=submitted, status=status, note=note))
+        return result.inserted_primary_key[0]
+
+    def _one(self, attempt, column):
+        from sqlalchemy import select
+
+        return self._rows(select(column).where(self.attempts.c.id == attempt))[0][0]
+
+    def folder(self, attempt):
+        return self._one(attempt, self.attempts.c.folder)
+
+    def submitted(self, attempt):
+        return self._one(attempt, self.attempts.c.submitted)
+
+    def taken(self):
+        from sqlalchemy import select
+
+        a = self.attempts.c
+        return [tuple(row) for row in self._rows(select(a.id, a.student, a.assignment).where(a.status == "taken").order_by(a.id))]
+
+    def recent(self, student, assignment, since):
+        """Submitted times of the pair's attempts that are graded or being graded, after `since`."""
+        from sqlalchemy import select
+
+        a = self.attempts.c
+        query = select(a.submitted).where(a.student == student, a.assignment == assignment,
+                                          a.status.in_(("taken", "graded")), a.submitted > since)
+        return [row[0] for row in self._rows(query)]
+
+    def graded(self, attempt, score, max_score, reason):
+        self._write(self.attempts.update().where(self.attempts.c.id == attempt)
+                    .values(status="graded", score=score, max_score=max_score, note=reason))
+
+    def graded_attempts(self, student, assignment):
+        from sqlalchemy import select
+
+        a = self.attempts.c
+        query = select(a.id, a.submitted, a.score).where(a.student == student, a.assignment == assignment, a.status == "graded")
+        return [tuple(row) for row in self._rows(query)]
+
+    def count(self, student, assignment, attempt):
+        from sqlalchemy import delete
+
+        c = self.counted_table.c
+        with self.engine.begin() as connection:
+            connection.execute(delete(self.counted_table).where(c.student == student, c.assignment == assignment))
+            connection.execute(self.counted_table.insert().values(student=student, assignment=assignment, attempt=attempt))
+
+    def counted(self):
+        from sqlalchemy import select
+
+        c = self.counted_table.c
+        return {(row.student, row.assignment): row.attempt for row in self._rows(select(c.student, c.assignment, c.attempt))}
+
+
+
+def _utc(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+
+
+def _secret(snapshot):
+    with contextlib.suppress(OSError, ValueError):   # missing, a link, garbled: not there
+        text = intake.read_regular(snapshot / "submission_secret.txt", 256).decode()
+        return text if SECRET.fullmatch(text) else None
+    return None
+
+
+def main(root, once=False, jobs=None):
+    service = GradingService(root, jobs=jobs) if jobs else GradingService(root)
+    try:
+        service.run(once=once)
+    except KeyboardInterrupt:
+        pass
