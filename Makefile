@@ -73,9 +73,11 @@ validate-grader: venv
 check: venv
 	$(PYTHON) -m mfml_grader check $(A) $(F)
 
-## bench: stock nbgrader (kernel per notebook) vs the sandboxed batch grader on the same submissions
+## bench: stock nbgrader (kernel per notebook) vs the sandboxed batch grader on the same submissions,
+## then continuous grading's submit-to-feedback time for bursts of submissions (median, 95th percentile)
 bench: venv release
 	$(PYTHON) bench/bench_autograde.py --jobs $(JOBS)
+	$(PYTHON) bench/bench_feedback.py --jobs $(JOBS)
 
 ## clean: remove everything grading generated (submissions, autograded, feedback, gradebook, exports)
 clean:

@@ -99,12 +99,16 @@ class GradingService(LoggingConfigurable):
         pool.warm()
         self._say(f"watching {self.inbound} with {jobs} grading process(es); limit {self.max_graded} per "
                   f"{self.window_minutes:g} min, counts: {self.counts}")
+        announced = False
         try:
             while True:
                 waiting = self._take_new()
                 self._dispatch(pool)
                 for job, text, reason, seconds in pool.step(self.poll_seconds):
                     self._finished(job, text, reason, seconds)
+                if not announced and pool.ready():
+                    announced = True
+                    self._say(f"ready: {len(pool.graders)} grading process(es) started")
                 if once and not waiting and not self.busy and not self.db.taken() and not self._recounts():
                     return
         finally:

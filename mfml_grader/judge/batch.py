@@ -193,6 +193,10 @@ class Pool:
         while len(self.graders) < self.jobs:
             self.graders.append(_Grader(self.context, self.start))
 
+    def ready(self):
+        """Whether every grading process has started (and none is starting)."""
+        return bool(self.graders) and all(g.limit is not None for g in self.graders)
+
     def working(self):
         """Whether anything is left to grade (and a grading process can still start)."""
         return (bool(self.queue) and self.failed_starts < 2 * self.jobs) or any(g.pair for g in self.graders)
