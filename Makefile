@@ -2,12 +2,15 @@
 SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
+# The Python the virtualenv is made from: one every user can run (the course hub's users run the course from
+# it), Debian's when it is there and world-executable; changing it rebuilds the virtualenv.
+VENV_PYTHON ?= $(shell p=/usr/bin/python3.11; [ -n "$$(find -L $$p -maxdepth 0 -perm -o=x 2>/dev/null)" ] && echo $$p || command -v python3)
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml requirements.lock; echo $(VENV_PYTHON)) | sha1sum | cut -c1-12)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 ASSIGNMENTS := $(notdir $(wildcard source/ps*))
 SUBMITTED = $(sort $(notdir $(wildcard submitted/*/ps*)))
 
-.PHONY: sysdeps venv pretrain release autograde feedback export report demo test validate-grader check bench clean
+.PHONY: sysdeps venv pretrain release autograde feedback export report demo test validate-grader check bench clean hub hub-proxy hub-clean
 
 ## sysdeps: system packages: bubblewrap (the sandbox student code runs in), chromium (browser tests)
 SYSTEM_PACKAGES := bubblewrap chromium chromium-driver
@@ -19,7 +22,8 @@ sysdeps:
 ## venv: (re)create the virtualenv with exactly the pinned dependencies (no-op when up to date)
 venv: sysdeps $(STAMP)
 $(STAMP):
-	@rm -rf $(VENV) && python3 -m venv $(VENV)
+	@$(VENV_PYTHON) -c 'import ensurepip' 2>/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update -qq && apt-get install -y -qq python3-venv) >/dev/null
+	@rm -rf $(VENV) && $(VENV_PYTHON) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -c requirements.lock -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
@@ -83,3 +87,23 @@ bench: venv release
 clean:
 	rm -rf submitted feedback exports reports logs gradebook.db .pytest_cache
 	find autograded -mindepth 1 -not -name .gitkeep -delete
+
+## hub: a local course hub on loopback, as root: JupyterHub with an instructor (formgrader) and 3 students as unix
+## users (logins printed), nbgrader's exchange, the assignments released; Ctrl-C stops it (README: Course hub)
+HUB_STATE ?= /srv/mfml-hub
+HUB_PREFIX ?= mfml-
+HUB_PORT ?=
+hub: venv hub-proxy
+	$(PYTHON) -m mfml_grader hub --state $(HUB_STATE) --prefix $(HUB_PREFIX) $(if $(HUB_PORT),--port $(HUB_PORT)) $(HUB_ARGS)
+
+## hub-proxy: configurable-http-proxy for the hub, pinned (hub/package-lock.json), in hub/node_modules (npm ci when out of date)
+hub-proxy: hub/node_modules/.installed
+hub/node_modules/.installed: hub/package.json hub/package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq --no-install-recommends npm) >/dev/null; } \
+	  || { echo "npm is missing: install Debian's npm"; exit 1; }
+	cd hub && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## hub-clean: remove what make hub created: its users (those it recorded, with its prefix), their homes, HUB_STATE
+hub-clean: venv
+	$(PYTHON) -m mfml_grader hub-clean --state $(HUB_STATE)

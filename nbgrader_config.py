@@ -81,5 +81,5 @@ c.AssignLatePenalties.plugin_class = "mfml_grader.late.PercentPerDay"
 c.PercentPerDay.percent_per_day = 10.0
 
 # The filesystem exchange lives in the course folder (release -> fetch -> submit -> collect ->
-# feedback); point it elsewhere for a shared JupyterHub.
-c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
+# feedback); MFML_EXCHANGE_ROOT points it elsewhere, e.g. at a shared JupyterHub's exchange (make hub).
+c.Exchange.root = os.environ.get("MFML_EXCHANGE_ROOT") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")

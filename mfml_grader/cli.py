@@ -11,6 +11,8 @@
     python -m mfml_grader export-lms         # exports/gradescope/**/results.json and exports/canvas.csv
     python -m mfml_grader serve [--once]     # continuous grading: feedback seconds after each submission (mfml_grader/serve.py)
     python -m mfml_grader pretrain           # remake ps8's data and pretrained encoder (about 7 minutes; both shipped)
+    python -m mfml_grader hub [--port N] [--prefix P]  # a local course hub as root: users, exchange, formgrader (mfml_grader/hub.py)
+    python -m mfml_grader hub-clean          # remove the hub's users, homes and state
 """
 
 import argparse
@@ -78,6 +80,11 @@ def print_table(root, out=sys.stdout):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["hub"], ["hub-clean"]):   # the course hub has options of its own
+        from .hub import main as hub
+
+        sys.exit(hub(argv))
     parser = argparse.ArgumentParser(prog="python -m mfml_grader", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["release", "demo-submissions", "autograde", "table", "validate", "check", "report", "export-lms", "pretrain", "cells", "serve"])
     parser.add_argument("assignments", nargs="*", help="assignments to grade or validate (default: all); for check: one assignment, then functions")
