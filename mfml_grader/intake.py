@@ -24,6 +24,7 @@ from nbgrader.exchange.default.collect import ExchangeCollect
 MAX_FILE_BYTES = 32 * 2**20
 MAX_TOTAL_BYTES = 64 * 2**20
 MAX_ENTRIES = 1000
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"       # nbgrader's timestamp.txt
 
 
 def _kind(mode):
@@ -38,74 +39,109 @@ def _kind(mode):
     return "not a regular file"
 
 
-def scan(folder, ignore=()):
-    """({relative path: size} of the regular files to read, [(relative path, reason)] refused).
+class Folder:
+    """What a submission folder holds, read once without following any link.
 
-    Walks without following links; `ignore` are nbgrader's ignore globs (checkpoints, caches).
+    Every folder is opened relative to its parent's descriptor and every file relative to its
+    folder's, with O_NOFOLLOW: a folder or file swapped for a link while it is read is refused,
+    never followed. `files` {relative path: bytes} (or sizes, with `contents=False`), `refused`
+    [(relative path, reason)], `owner` the uid of the folder that was read, `changed` the latest
+    change time (UTC) of anything in it, which the kernel sets and no one can move back.
     """
-    folder = Path(folder)
-    files, refused, total, seen = {}, [], 0, 0
-    todo = [Path()]
-    while todo:
-        relative = todo.pop()
+
+    def __init__(self, folder, ignore=(), contents=True):
+        self.files, self.refused, self.total, self.seen = {}, [], 0, 0
+        top = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        info = os.fstat(top)
+        self.owner, latest = info.st_uid, info.st_ctime
+        todo = [(Path(), top)]
         try:
-            entries = sorted(os.scandir(folder / relative), key=lambda e: e.name)
+            while todo:
+                relative, fd = todo.pop()
+                try:
+                    latest = max(latest, self._read_folder(relative, fd, ignore, contents, todo))
+                finally:
+                    os.close(fd)
+        finally:
+            for _, fd in todo:
+                os.close(fd)
+        self.changed = datetime.datetime.fromtimestamp(latest, datetime.timezone.utc)
+
+    def _read_folder(self, relative, fd, ignore, contents, todo):
+        latest = 0.0
+        try:
+            with os.scandir(fd) as listing:
+                names = sorted(entry.name for entry in listing)
         except OSError as error:
-            refused.append((str(relative), f"cannot be read ({error.strerror})"))
-            continue
-        for entry in entries:
-            path = relative / entry.name
-            if any(fnmatch.fnmatch(entry.name, pattern) for pattern in ignore):
+            self.refused.append((str(relative), f"cannot be read ({error.strerror})"))
+            return latest
+        for name in names:
+            path = relative / name
+            if any(fnmatch.fnmatch(name, pattern) for pattern in ignore):
                 continue
-            seen += 1
-            if seen > MAX_ENTRIES:
-                refused.append((str(path), f"over {MAX_ENTRIES} files: the rest of the folder was not read"))
-                return files, refused
-            mode = entry.stat(follow_symlinks=False).st_mode
-            if stat.S_ISDIR(mode):
-                todo.append(path)
-            elif not stat.S_ISREG(mode):
-                refused.append((str(path), f"is {_kind(mode)}"))
-            else:
-                size = entry.stat(follow_symlinks=False).st_size
-                if size > MAX_FILE_BYTES or total + size > MAX_TOTAL_BYTES:
-                    refused.append((str(path), f"is too large ({size} bytes; at most {MAX_FILE_BYTES} per file, {MAX_TOTAL_BYTES} in all)"))
+            self.seen += 1
+            if self.seen > MAX_ENTRIES:
+                self.refused.append((str(path), f"over {MAX_ENTRIES} files: the rest of the folder was not read"))
+                todo.clear()
+                return latest
+            try:
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                latest = max(latest, info.st_ctime)
+                if stat.S_ISDIR(info.st_mode):
+                    todo.append((path, os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)))
+                elif not stat.S_ISREG(info.st_mode):
+                    self.refused.append((str(path), f"is {_kind(info.st_mode)}"))
+                elif info.st_size > MAX_FILE_BYTES or self.total + info.st_size > MAX_TOTAL_BYTES:
+                    self.refused.append((str(path), f"is too large ({info.st_size} bytes; at most {MAX_FILE_BYTES} per file, {MAX_TOTAL_BYTES} in all)"))
                 else:
-                    files[str(path)] = size
-                    total += size
-    return files, refused
+                    data = _read_at(fd, name, MAX_FILE_BYTES) if contents else info.st_size
+                    self.total += len(data) if contents else data
+                    self.files[str(path)] = data
+            except (OSError, ValueError) as error:   # changed while read: a link, a FIFO, gone
+                self.refused.append((str(path), str(error) if isinstance(error, ValueError) else f"cannot be read ({error.strerror})"))
+        return latest
+
+
+def _read_at(dir_fd, name, limit):
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        return _read_open(fd, name, limit)
+    finally:
+        os.close(fd)
+
+
+def _read_open(fd, name, limit):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{name} is {_kind(info.st_mode)}")
+    if info.st_size > limit:
+        raise ValueError(f"{name} is too large ({info.st_size} bytes)")
+    with os.fdopen(fd, "rb", closefd=False) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{name} grew past {limit} bytes while it was read")
+    return data
 
 
 def read_regular(path, limit=MAX_FILE_BYTES):
     """The bytes of a regular file, opened without following a link, at most `limit` (ValueError otherwise)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"{path} is {_kind(info.st_mode)}")
-        if info.st_size > limit:
-            raise ValueError(f"{path} is too large ({info.st_size} bytes)")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            return handle.read(limit + 1)[:limit]
+        return _read_open(fd, path, limit)
     finally:
         os.close(fd)
 
 
 def safe_copy(source, destination, ignore=()):
-    """Copy the regular files of `source` into `destination`; returns what was refused, as (path, reason)."""
-    files, refused = scan(source, ignore)
-    for relative in files:
+    """Copy the regular files of `source` into `destination`; returns the `Folder` that was read."""
+    folder = Folder(source, ignore)
+    for relative, data in folder.files.items():
         target = Path(destination) / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            data = read_regular(Path(source) / relative)
-        except (OSError, ValueError) as error:
-            refused.append((relative, str(error)))
-            continue
         if target.is_symlink() or target.exists():
             target.unlink()
         target.write_bytes(data)
-    return refused
+    return folder
 
 
 def refusal_notes(refused):
@@ -113,16 +149,8 @@ def refusal_notes(refused):
 
 
 def trusted_time(folder):
-    """When the student last changed `folder` (UTC): the latest change time of anything in it.
-
-    A change time is set by the kernel and cannot be moved back, so a submission cannot claim to be
-    earlier than it was.
-    """
-    latest = os.lstat(folder).st_ctime
-    for dirpath, dirnames, filenames in os.walk(folder):
-        for name in dirnames + filenames:
-            latest = max(latest, os.lstat(os.path.join(dirpath, name)).st_ctime)
-    return datetime.datetime.fromtimestamp(latest, datetime.timezone.utc)
+    """When the student last changed `folder` (UTC): the latest change time of anything in it (`Folder.changed`)."""
+    return Folder(folder, contents=False).changed
 
 
 class _SafeCopy(BaseConverter):
@@ -130,7 +158,7 @@ class _SafeCopy(BaseConverter):
 
     def init_assignment(self, assignment_id, student_id):
         source = self._format_source(assignment_id, student_id)
-        refused = safe_copy(source, self._format_dest(assignment_id, student_id), [*self.coursedir.ignore, "*.ipynb"])
+        refused = safe_copy(source, self._format_dest(assignment_id, student_id), [*self.coursedir.ignore, "*.ipynb"]).refused
         if refused:  # the executor tells the student (SandboxedExecute)
             self.log.warning("%s/%s: refused %s", student_id, assignment_id, refusal_notes(refused))
 
@@ -186,8 +214,8 @@ class TrustedCollect(ExchangeCollect):
         return record
 
     def do_copy(self, src, dest, log=None):
-        refused = safe_copy(src, dest, [*self.coursedir.ignore, "timestamp.txt"])
-        for path, reason in refused:
+        folder = safe_copy(src, dest, [*self.coursedir.ignore, "timestamp.txt"])
+        for path, reason in folder.refused:
             self.log.warning("%s: refused %s: %s", src, path, reason)
         Path(dest).mkdir(parents=True, exist_ok=True)
-        (Path(dest) / "timestamp.txt").write_text(trusted_time(src).strftime("%Y-%m-%d %H:%M:%S.%f %Z"))
+        (Path(dest) / "timestamp.txt").write_text(folder.changed.strftime(TIME_FORMAT))

@@ -6,7 +6,7 @@ submission folder:
 
 1. **takes it** once it is complete (its `submission_secret.txt` written, or nothing in it changed
    for `settle_seconds`): copies its regular files (no link, FIFO or device is followed:
-   `intake.safe_copy`) to `service/attempts/`, and records the attempt with a trusted time, the
+   `intake.Folder`) to `service/attempts/`, and records the attempt with a trusted time, the
    earlier of the service's clock and the latest change time in the folder (which a student cannot
    move back). A folder whose owner is not the student it names (nor this service's own user) is
    ignored: no student submits for another;
@@ -47,7 +47,6 @@ from .judge import batch
 
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 SECRET = re.compile(r"[0-9a-f]{128}")         # nbgrader's submission secret: secrets.token_hex(64)
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"       # nbgrader's timestamp.txt
 SPANS = "serve-spans.tsv"                     # in logs/: student, when a grader took the job (epoch), seconds it took
 
 
@@ -138,7 +137,7 @@ class GradingService(LoggingConfigurable):
                 self.known.add(entry.name)
                 self._say(f"ignored {entry.name}: {why}")
             elif complete:
-                self._take(entry.name)
+                self._take(entry.name, entry.stat(follow_symlinks=False).st_uid)
             else:
                 waiting += 1
         return waiting
@@ -166,7 +165,7 @@ class GradingService(LoggingConfigurable):
                 return True
         return time.time() - intake.trusted_time(folder).timestamp() > self.settle_seconds
 
-    def _take(self, name):
+    def _take(self, name, owner):
         student, assignment = name.split("+")[:2]
         snapshot = self.attempts_dir / hashlib.sha256(name.encode()).hexdigest()[:24]
         partial = snapshot.with_name(snapshot.name + ".partial")
@@ -174,9 +173,20 @@ class GradingService(LoggingConfigurable):
             shutil.rmtree(folder, ignore_errors=True)
         partial.mkdir(parents=True)
         source = self.inbound / name
-        refused = intake.safe_copy(source, partial, ["timestamp.txt"])
-        submitted = min(time.time(), intake.trusted_time(source).timestamp())
-        (partial / "refused.txt").write_text(intake.refusal_notes(refused))
+        try:
+            read = intake.safe_copy(source, partial, ["timestamp.txt"])
+        except OSError as error:         # swapped for a link or removed since it was looked at
+            read = None
+            why = f"could not be read ({error.strerror})"
+        if read is not None and read.owner != owner:
+            why = "replaced by another user's folder while it was taken"
+        if read is None or read.owner != owner:
+            shutil.rmtree(partial, ignore_errors=True)
+            self.db.add(name, "?", "?", time.time(), "ignored", note=why)
+            self.known.add(name)
+            self._say(f"ignored {name}: {why}")
+            return
+        submitted = min(time.time(), read.changed.timestamp())
         os.rename(partial, snapshot)
         recent = self.db.recent(student, assignment, submitted - 60 * self.window_minutes)
         if self.max_graded and len(recent) >= self.max_graded:
@@ -185,11 +195,12 @@ class GradingService(LoggingConfigurable):
                        f"{self.window_minutes:g} minutes (the limit is {self.max_graded}). Submit again after "
                        f"{again:%H:%M:%S} UTC to have it graded. The grade that counts is unchanged.")
             attempt = self.db.add(name, student, assignment, submitted, "refused", note=message)
-            self._release_message(snapshot, message)
+            self._release_message(snapshot, assignment, message)
             self._say(f"refused {student}/{assignment} (attempt {attempt}): over the limit")
         else:
-            attempt = self.db.add(name, student, assignment, submitted, "taken")
-            self._say(f"took {student}/{assignment} (attempt {attempt}, submitted {_utc(submitted):%H:%M:%S.%f} UTC)")
+            attempt = self.db.add(name, student, assignment, submitted, "taken", note=intake.refusal_notes(read.refused) or None)
+            self._say(f"took {student}/{assignment} (attempt {attempt}, submitted {_utc(submitted):%H:%M:%S.%f} UTC)"
+                      + (f"; not read: {intake.refusal_notes(read.refused)}" if read.refused else ""))
         self.known.add(name)
 
     # -- 3. grading -------------------------------------------------------------------------------------
@@ -210,8 +221,8 @@ class GradingService(LoggingConfigurable):
         snapshot = self.attempts_dir / hashlib.sha256(self.db.folder(attempt).encode()).hexdigest()[:24]
         folder = self.root / "submitted" / student / assignment
         shutil.rmtree(folder, ignore_errors=True)
-        shutil.copytree(snapshot, folder, ignore=shutil.ignore_patterns("refused.txt"))
-        (folder / "timestamp.txt").write_text(_utc(self.db.submitted(attempt)).strftime(TIME_FORMAT))
+        shutil.copytree(snapshot, folder)
+        (folder / "timestamp.txt").write_text(_utc(self.db.submitted(attempt)).strftime(intake.TIME_FORMAT))
 
     def _finished(self, job, text, reason, seconds):
         assignment, student, _ = job
@@ -230,7 +241,7 @@ class GradingService(LoggingConfigurable):
             self.db.graded(attempt, score, max_score, reason)
             snapshot = self.attempts_dir / hashlib.sha256(self.db.folder(attempt).encode()).hexdigest()[:24]
             if reason:
-                self._release_message(snapshot, f"This submission could not be graded: {reason}. It scores 0.")
+                self._release_message(snapshot, assignment, f"This submission could not be graded: {reason}. It scores 0.")
             else:
                 self._release_feedback(snapshot, student, assignment)
         self.db.count(student, assignment, attempt)
@@ -285,12 +296,14 @@ class GradingService(LoggingConfigurable):
             if secret and (snapshot / f"{page.stem}.ipynb").exists():
                 self._release(secret, page.stem, page.read_bytes())
 
-    def _release_message(self, snapshot, message):
+    def _release_message(self, snapshot, assignment, message):
+        """A page with `message` for each notebook of the assignment (the student looks for those they submitted)."""
         secret = _secret(snapshot)
-        for notebook in sorted(snapshot.glob("*.ipynb")) if secret else []:
-            page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(notebook.stem)}</title></head>"
-                    f"<body><h1>{html.escape(notebook.stem)}</h1><p>{html.escape(message)}</p></body></html>")
-            self._release(secret, notebook.stem, page.encode())
+        released = (self.root / "release" / assignment).glob("*.ipynb")
+        for notebook in sorted({path.stem for path in [*released, *snapshot.glob("*.ipynb")]}) if secret else []:
+            page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(notebook)}</title></head>"
+                    f"<body><h1>{html.escape(notebook)}</h1><p>{html.escape(message)}</p></body></html>")
+            self._release(secret, notebook, page.encode())
 
     def _release(self, secret, notebook_id, page):
         """Where nbgrader's fetch_feedback looks: feedback/<md5(secret, notebook id)>.html, replaced atomically."""
@@ -372,7 +385,7 @@ class _Database:
 
     def graded(self, attempt, score, max_score, reason):
         self._write(self.attempts.update().where(self.attempts.c.id == attempt)
-                    .values(status="graded", score=score, max_score=max_score, note=reason))
+                    .values(status="graded", score=score, max_score=max_score, **({"note": reason} if reason else {})))
 
     def graded_attempts(self, student, assignment):
         from sqlalchemy import select

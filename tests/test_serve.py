@@ -19,6 +19,7 @@ import time
 
 import nbformat
 import pytest
+from nbgrader.utils import notebook_hash
 from sqlalchemy import create_engine, text
 
 from course_fixture import COURSE, Course, nbgrader_env, student_nbgrader
@@ -147,6 +148,27 @@ def test_a_folder_made_for_another_student_is_ignored(served):
         time.sleep(0.2)
     assert re.search(r"ignored dee\+.*made by \S+, not by dee", served.log_text()), served.log_text()[-2000:]
     assert served.attempts("dee") == []
+
+
+def test_links_in_the_exchange_are_not_followed(served):
+    """A folder that is a link, and a notebook that is a link to the instructor's solution: neither is read."""
+    secret = "ab" * 64
+    solution = served.course.root / "source" / A
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    (served.inbound / f"eve+{A}+{stamp}+link").symlink_to(solution, target_is_directory=True)
+    folder = served.inbound / f"eve+{A}+{stamp}+note"
+    folder.mkdir()
+    (folder / f"{A}.ipynb").symlink_to(solution / f"{A}.ipynb")
+    (folder / "submission_secret.txt").write_text(secret)
+    page = served.exchange / COURSE / "feedback" / f"{notebook_hash(secret=secret, notebook_id=A)}.html"
+    deadline = time.monotonic() + FEEDBACK_SECONDS
+    while not page.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert f"could not be graded: no {A}.ipynb in the submission" in _text(page.read_text())
+    assert served.grade("eve") == (0.0, 0.0)
+    assert [row[1:] for row in served.attempts("eve")] == [("graded", 0.0)]
+    assert re.search(rf"ignored eve\+{A}\+.*\+link: not a folder", served.log_text())
+    assert "not read: `ps1_linear_algebra.ipynb` is a symbolic link" in served.log_text()
 
 
 def test_a_burst_is_graded_in_parallel(served):

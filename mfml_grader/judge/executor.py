@@ -97,12 +97,7 @@ def _support_files(folder, ignore):
     """
     from .. import intake
 
-    names, refused = intake.scan(folder, [*ignore, "*.ipynb", "timestamp.txt"])
-    files = {}
-    for relative in names:
-        try:
-            files[relative] = intake.read_regular(folder / relative)
-        except (OSError, ValueError) as error:
-            refused.append((relative, str(error)))
+    read = intake.Folder(folder, [*ignore, "*.ipynb", "timestamp.txt"])
+    files, refused = read.files, read.refused
     note = f"**The grader did not read these files of the submission:** {intake.refusal_notes(refused)}." if refused else ""
     return files, note
