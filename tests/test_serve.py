@@ -219,6 +219,12 @@ def test_the_best_counts_after_late_penalties(tmp_path):
     served = Served(tmp_path, 'c.GradingService.counts = "best"')
     served.submit("mia", "perfect")
     served.submit("mia", "typical_mistakes")
+    if os.geteuid() == 0:   # a course another user owns (a hub's instructor): what grading writes becomes theirs
+        os.chown(served.course.root, 65534, 65534)
     served.once()
     assert [row[2] for row in served.attempts("mia")] == [17.0, 7.0]
     assert served.counted("mia") == 1 and served.grade("mia") == (17.0, 0.0)
+    if os.geteuid() == 0:
+        written = [served.course.root / top / "mia" / A for top in ("submitted", "autograded", "feedback")]
+        owners = {path: path.stat().st_uid for folder in written for path in [folder, *folder.rglob("*")]}
+        assert set(owners.values()) == {65534}, owners
