@@ -10,6 +10,7 @@ from mfml_grader import course, submissions
 from mfml_grader.judge.batch import nbgrader_env
 
 REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"   # the browser tests' screenshots (ignored by git)
 COURSE = "math-foundations-ml"
 
 

@@ -15,10 +15,9 @@ import nbformat
 import numpy
 import pytest
 
-from course_fixture import REPO, Course, nbgrader_env
+from course_fixture import ARTIFACTS, REPO, Course, nbgrader_env
 from mfml_grader.course import grade_id, is_test_cell
 
-ARTIFACTS = REPO / "test-artifacts"
 A = "ps1_linear_algebra"
 
 
