@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
+import hub_fixture
 from course_fixture import ARTIFACTS, REPO
-from hub_fixture import hub, skip_reason  # noqa: F401 - hub: the fixture
+from hub_fixture import skip_reason
 from mfml_grader import hub as course_hub
 
 A = "ps1_linear_algebra"
+hub = hub_fixture.hub   # the fixture: a running course hub, shared by this module's tests
 
 
 def _owner(path):
