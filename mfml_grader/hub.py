@@ -443,6 +443,7 @@ def run(args):
     layout = Layout(Path(args.state), args.prefix, args.students)
     logins = setup(layout, assignments=args.assignments)
     port = args.port or free_port(8000)
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # Ctrl-C, even where a shell started it with SIGINT ignored
     signal.signal(signal.SIGTERM, _interrupted)
     process, url = start(layout, port, grader=args.grader)   # in its own session: Ctrl-C reaches it through stop()
     try:
