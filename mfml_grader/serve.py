@@ -33,6 +33,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import stat
 import sys
 import time
@@ -47,6 +48,7 @@ from .judge import batch
 
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 SECRET = re.compile(r"[0-9a-f]{128}")         # nbgrader's submission secret: secrets.token_hex(64)
+RECHECK_SECONDS = 60.0                        # every pair's counted submission checked again (a due date may move)
 SPANS = "serve-spans.tsv"                     # in logs/: student, when a grader took the job (epoch), seconds it took
 
 
@@ -80,6 +82,9 @@ class GradingService(LoggingConfigurable):
         self.db = _Database(db_url(self.root))
         self.known = self.db.folders()
         self.busy = {}        # (student, assignment) -> (attempt id, kind): "attempt" (with feedback) or "recount"
+        self.pending = self.db.taken()     # [(attempt, student, assignment)] taken, not handed to a grader yet
+        self.check = set(self.db.counted())  # pairs whose counted submission may have to change
+        self.checked_all = time.monotonic()
         self.retried = set()  # attempt ids whose grading process died once
         self.students = set()  # in the gradebook already
 
@@ -108,7 +113,10 @@ class GradingService(LoggingConfigurable):
                 if not announced and pool.ready():
                     announced = True
                     self._say(f"ready: {len(pool.graders)} grading process(es) started")
-                if once and not waiting and not self.busy and not self.db.taken() and not self._recounts():
+                if time.monotonic() - self.checked_all > RECHECK_SECONDS:   # a due date may have moved
+                    self.check |= set(self.db.counted())
+                    self.checked_all = time.monotonic()
+                if once and not (waiting or self.busy or self.pending or self.check):
                     return
         finally:
             pool.close()
@@ -199,6 +207,7 @@ class GradingService(LoggingConfigurable):
             self._say(f"refused {student}/{assignment} (attempt {attempt}): over the limit")
         else:
             attempt = self.db.add(name, student, assignment, submitted, "taken", note=intake.refusal_notes(read.refused) or None)
+            self.pending.append((attempt, student, assignment))
             self._say(f"took {student}/{assignment} (attempt {attempt}, submitted {_utc(submitted):%H:%M:%S.%f} UTC)"
                       + (f"; not read: {intake.refusal_notes(read.refused)}" if read.refused else ""))
         self.known.add(name)
@@ -206,9 +215,11 @@ class GradingService(LoggingConfigurable):
     # -- 3. grading -------------------------------------------------------------------------------------
 
     def _dispatch(self, pool):
-        for attempt, student, assignment, kind in [(a, s, x, "attempt") for a, s, x in self.db.taken()] + self._recounts():
+        for attempt, student, assignment, kind in [(*row, "attempt") for row in self.pending] + self._recounts():
             if (student, assignment) in self.busy:
                 continue
+            if kind == "attempt":
+                self.pending.remove((attempt, student, assignment))
             self._place(attempt, student, assignment)
             if student not in self.students:
                 batch.prepare_gradebook(self.root, [(assignment, student)])
@@ -229,8 +240,11 @@ class GradingService(LoggingConfigurable):
         with open(self.root / "logs" / SPANS, "a") as spans:
             spans.write(f"{student}\t{time.time() - seconds:.3f}\t{seconds:.3f}\n")
         attempt, kind = self.busy.pop((student, assignment))
+        self.check.add((student, assignment))
         if text == "the grading process died" and attempt not in self.retried:
             self.retried.add(attempt)          # once more, in a new grading process
+            if kind == "attempt":
+                self.pending.insert(0, (attempt, student, assignment))
             return
         if not reason and (text == "the grading process died" or batch._ungraded(self.root, [(assignment, student)])):
             reason = batch._failure_reason(self.root, assignment, student)
@@ -269,24 +283,28 @@ class GradingService(LoggingConfigurable):
     # -- 4. the submission that counts ----------------------------------------------------------------
 
     def _recounts(self):
-        """[(attempt, student, assignment, "recount")] where the gradebook holds another attempt than the one that counts."""
-        pending = {(s, a) for _, s, a in self.db.taken()}
-        wrong = []
-        for (student, assignment), held in self.db.counted().items():
-            if (student, assignment) in pending:
-                continue
-            counts = self._counting(student, assignment)
-            if counts is not None and counts != held:
+        """[(attempt, student, assignment, "recount")] of the pairs to check whose gradebook holds another
+        attempt than the one that counts (a pair still being graded, or with attempts waiting, is checked later)."""
+        waiting = {(s, a) for _, s, a in self.pending} | set(self.busy)
+        ready = self.check - waiting
+        if not ready:
+            return []
+        self.check -= ready
+        held, due, wrong = self.db.counted(), {}, []
+        for student, assignment in sorted(ready):
+            if assignment not in due and self.counts == "last":
+                due[assignment] = self._due(assignment)
+            counts = self._counting(student, assignment, due.get(assignment))
+            if counts is not None and counts != held.get((student, assignment)):
                 wrong.append((counts, student, assignment, "recount"))
         return wrong
 
-    def _counting(self, student, assignment):
+    def _counting(self, student, assignment, due):
         graded = self.db.graded_attempts(student, assignment)       # [(attempt, submitted, score)]
         if not graded:
             return None
         if self.counts == "best":
             return max(graded, key=lambda row: (row[2], row[0]))[0]
-        due = self._due(assignment)
         on_time = [row for row in graded if due is None or row[1] <= due]
         return max(on_time or graded)[0]
 
@@ -435,8 +453,15 @@ def _secret(snapshot):
 
 
 def main(root, once=False, jobs=None):
+    """Run the service until it is told to stop (SIGINT or SIGTERM: a hub stopping its services, Ctrl-C),
+    whatever signals the process that started it ignored."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, stop)
     service = GradingService(root, jobs=jobs) if jobs else GradingService(root)
     try:
         service.run(once=once)
     except KeyboardInterrupt:
-        pass
+        service._say("stopped")
