@@ -1,6 +1,7 @@
 """The course hub (`make hub`): this course on a local JupyterHub, as an instructor and students use it.
 
-    python -m mfml_grader hub [--port N] [--prefix P] [--state DIR] [--students N] [--no-grader] [--assignments A ...]
+    python -m mfml_grader hub [--port N] [--prefix P] [--state DIR] [--students N] [--no-grader] [--max-graded N]
+                              [--assignments A ...]
     python -m mfml_grader hub-clean [--state DIR]
 
 Run as root, `hub` sets up (idempotently) and then runs JupyterHub in the foreground until Ctrl-C:
@@ -19,7 +20,11 @@ Run as root, `hub` sets up (idempotently) and then runs JupyterHub in the foregr
 - the hub (LocalProcessSpawner on loopback, single-user servers from this virtualenv's
   `jupyterhub-singleuser`, JupyterLab by default) with its sqlite database, cookie secret and the
   logins in `<state>/hub/` (root only), and the managed service `grader` (`python -m mfml_grader
-  serve` in the course directory, as root) unless `--no-grader`.
+  serve` in the course directory, as root) unless `--no-grader`; `--max-graded N` sets its limit of
+  graded submissions per student and assignment (`c.GradingService.max_graded` of the course);
+- the repository the hub's users run the course environment from keeps only that environment
+  readable by them: its other top-level entries (source/, grader_tests/, demo/, .git/, grading
+  output) lose every permission for others, so no student reads a solution or a hidden check there.
 
 Everything it creates is recorded in `<state>/hub/created.json` before it is created; `hub-clean`
 stops what still runs of that hub, then removes exactly the recorded users that carry the recorded
@@ -55,6 +60,8 @@ PROXY = REPO / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
 SYSTEM_TOOLS = ("useradd", "userdel", "groupadd", "groupdel", "chpasswd", "runuser")
 # Switched off for students: what an instructor grades with (nbgrader's docs: per-user extensions).
 INSTRUCTOR_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list")
+ENVIRONMENT = {".venv", "mfml_grader", "mfml_grader.egg-info", "hub", "pyproject.toml"}   # what other users may read
+LIMIT_MARK = "# set by make hub (--max-graded)"
 INSTRUCTOR_LAB_PLUGINS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:course-list", "@jupyter/nbgrader:create-assignment")
 
 
@@ -341,7 +348,23 @@ def _course(layout, record, venv, assignments, out):
             record.save()
 
 
-def setup(layout, venv=None, assignments=None, out=sys.stdout):
+def _protect_repository():
+    """Other users keep what running the environment needs (the virtualenv, the package): nothing else of the repository."""
+    for entry in REPO.iterdir():
+        if entry.name not in ENVIRONMENT and not entry.is_symlink():
+            entry.chmod(stat.S_IMODE(entry.stat().st_mode) & ~0o007)
+
+
+def _grading_limit(layout, max_graded):
+    """The service's limit in the course's nbgrader_config.py (one marked line, replaced on every run)."""
+    config = layout.course_dir / "nbgrader_config.py"
+    lines = [line for line in config.read_text().splitlines() if not line.endswith(LIMIT_MARK)]
+    if max_graded is not None:
+        lines.append(f"c.GradingService.max_graded = {int(max_graded)}  {LIMIT_MARK}")
+    config.write_text("\n".join(lines) + "\n")
+
+
+def setup(layout, venv=None, assignments=None, out=sys.stdout, max_graded=None):
     """Everything the hub needs besides JupyterHub itself (idempotent); returns {user: password}."""
     require_root()
     missing = missing_tools()
@@ -354,7 +377,9 @@ def setup(layout, venv=None, assignments=None, out=sys.stdout):
     record = _prepare_state(layout)
     _create_group(layout, record)
     logins = _create_users(layout, record)
+    _protect_repository()
     _course(layout, record, venv, assignments, out)
+    _grading_limit(layout, max_graded)
     _user_configs(layout)
     return logins
 
@@ -441,7 +466,7 @@ def _interrupted(signum, frame):
 
 def run(args):
     layout = Layout(Path(args.state), args.prefix, args.students)
-    logins = setup(layout, assignments=args.assignments)
+    logins = setup(layout, assignments=args.assignments, max_graded=args.max_graded)
     port = args.port or free_port(8000)
     signal.signal(signal.SIGINT, signal.default_int_handler)   # Ctrl-C, even where a shell started it with SIGINT ignored
     signal.signal(signal.SIGTERM, _interrupted)
@@ -534,6 +559,8 @@ def main(argv):
     parser.add_argument("--students", type=int, default=3, help="how many students (default 3)")
     parser.add_argument("--assignments", nargs="*", default=None, help="assignments to release (default: all)")
     parser.add_argument("--no-grader", dest="grader", action="store_false", help="without the continuous grading service")
+    parser.add_argument("--max-graded", type=int, default=None, help="graded submissions per student and assignment within the "
+                        "service's window (default: the course's c.GradingService.max_graded)")
     args = parser.parse_args(argv)
     try:
         if args.command == "hub-clean":

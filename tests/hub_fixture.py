@@ -65,7 +65,7 @@ def _leftover_users(prefix):
 
 
 @contextlib.contextmanager
-def running_hub(log_dir, students=2, assignments=("ps1_linear_algebra",), grader=False, start_seconds=600):
+def running_hub(log_dir, students=2, assignments=("ps1_linear_algebra",), grader=False, max_graded=None, start_seconds=600):
     """A course hub for the duration of the block; yields a RunningHub."""
     reason = skip_reason()
     if reason:
@@ -75,7 +75,8 @@ def running_hub(log_dir, students=2, assignments=("ps1_linear_algebra",), grader
     port = free_port()
     log_path = Path(log_dir) / "hub.log"
     command = [sys.executable, "-m", "mfml_grader", "hub", "--state", str(state), "--prefix", prefix, "--port", str(port),
-               "--students", str(students), "--assignments", *assignments, *([] if grader else ["--no-grader"])]
+               "--students", str(students), *([] if grader else ["--no-grader"]),
+               *([] if max_graded is None else ["--max-graded", str(max_graded)]), "--assignments", *assignments]
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
@@ -114,6 +115,7 @@ def _take_down(process, state, prefix):
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    """A course hub (2 students, ps1_linear_algebra released, no grading service) shared by a module's tests."""
-    with running_hub(tmp_path_factory.mktemp("hub")) as running:
+    """A course hub (2 students, ps1_linear_algebra released, the grading service with a limit of 2 graded
+    submissions per hour) shared by a module's tests."""
+    with running_hub(tmp_path_factory.mktemp("hub"), grader=True, max_graded=2) as running:
         yield running
