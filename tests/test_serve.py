@@ -215,6 +215,20 @@ def test_the_last_by_the_due_date_counts_with_the_service_time(tmp_path):
     assert served.counted("lee") == 1 and served.grade("lee") == (17.0, 0.0), "the on-time submission should count"
 
 
+def test_restarts_on_a_postgresql_gradebook(tmp_path):
+    """The service's rows beside nbgrader's on a PostgreSQL server: two runs, each attempt taken and graded once."""
+    import servers
+
+    with servers.postgres(tmp_path / "postgres") as url:
+        served = Served(tmp_path, f"c.CourseDirectory.db_url = {url!r}")
+        first = served.submit("noa", "typical_mistakes")
+        served.once()
+        second = served.submit("noa", "perfect")
+        served.once()
+        assert served.attempts("noa") == [(first.name, "graded", 7.0), (second.name, "graded", 17.0)]
+        assert served.counted("noa") == 2 and served.grade("noa") == (17.0, 0.0)
+
+
 def test_the_best_counts_after_late_penalties(tmp_path):
     served = Served(tmp_path, 'c.GradingService.counts = "best"')
     served.submit("mia", "perfect")
