@@ -87,6 +87,7 @@ class GradingService(LoggingConfigurable):
         self.checked_all = time.monotonic()
         self.retried = set()  # attempt ids whose grading process died once
         self.students = set()  # in the gradebook already
+        self.inbound_seen, self.waiting = None, 0   # the inbound's modification time when last listed; folders being written
 
     # -- the loop ------------------------------------------------------------------------------------
 
@@ -128,12 +129,19 @@ class GradingService(LoggingConfigurable):
     # -- 1. taking new submissions --------------------------------------------------------------------
 
     def _take_new(self):
-        """Take every complete new folder of the inbound; returns how many are still being written."""
-        waiting = 0
+        """Take every complete new folder of the inbound; returns how many are still being written.
+
+        The inbound (every submission of the term) is listed again only when its modification time says
+        a folder came or went (or is within a second of now: the kernel's clock for file times is coarse,
+        a folder made in the same tick leaves it unchanged), or while a folder is still being written."""
         try:
+            changed = os.stat(self.inbound).st_mtime_ns
+            if changed == self.inbound_seen and not self.waiting and time.time_ns() - changed > 1_000_000_000:
+                return 0
             entries = [e for e in os.scandir(self.inbound) if e.name not in self.known]
         except FileNotFoundError:
             return 0
+        self.inbound_seen, waiting = changed, 0
         for entry in sorted(entries, key=lambda e: e.name):
             try:
                 why = self._not_acceptable(entry)
@@ -148,6 +156,7 @@ class GradingService(LoggingConfigurable):
                 self._take(entry.name, entry.stat(follow_symlinks=False).st_uid)
             else:
                 waiting += 1
+        self.waiting = waiting
         return waiting
 
     def _not_acceptable(self, entry):
