@@ -255,8 +255,8 @@ class GradingService(LoggingConfigurable):
             if kind == "attempt":
                 self.pending.insert(0, (attempt, student, assignment))
             return
-        if not reason and (text == "the grading process died" or batch._ungraded(self.root, [(assignment, student)])):
-            reason = batch._failure_reason(self.root, assignment, student)
+        if not reason and (text == "the grading process died" or batch.ungraded(self.root, [(assignment, student)])):
+            reason = batch.failure_reason(self.root, assignment, student)
         if reason:
             batch.record_failure(self.root, assignment, student, reason)
         score, max_score = self._score(assignment, student)

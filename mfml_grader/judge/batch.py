@@ -283,7 +283,7 @@ class ProgressBar:
         self.out.flush()
 
 
-def _ungraded(root, pairs):
+def ungraded(root, pairs):
     """The (assignment, student) pairs without an autograded notebook or with a grade left unscored."""
     from nbgrader.api import MissingEntry
 
@@ -300,7 +300,8 @@ def _ungraded(root, pairs):
     return missing
 
 
-def _failure_reason(root, assignment, student):
+def failure_reason(root, assignment, student):
+    """Why nbgrader could not grade a submission, in words for the student (read without following links)."""
     from .. import intake
 
     folder = root / "submitted" / student / assignment
@@ -385,11 +386,11 @@ def autograde(root, assignments, jobs, out=sys.stderr, cluster=None):
             limit = _run_pool(pairs, jobs, start, finished)
         limit = limit or SandboxedExecute.notebook_timeout.default_value + GRACE_SECONDS
     stopped = {(a, s) for a, s, _ in failures}
-    for assignment, student in _ungraded(root, [p for p in pairs if p not in stopped]):
+    for assignment, student in ungraded(root, [p for p in pairs if p not in stopped]):
         with open(logs / f"autograde-{assignment}-{student}.log", "w") as log_file:
             _retry_alone(root, assignment, student, threads, progress, log_file, limit)
-        if _ungraded(root, [(assignment, student)]):
-            reason = _failure_reason(root, assignment, student)
+        if ungraded(root, [(assignment, student)]):
+            reason = failure_reason(root, assignment, student)
             record_failure(root, assignment, student, reason)
             failures.append((assignment, student, reason))
     bar.show(len(pairs), final=True)
