@@ -184,12 +184,16 @@ class GradingService(LoggingConfigurable):
 
     def _take(self, name, owner):
         student, assignment = name.split("+")[:2]
-        snapshot = self.attempts_dir / hashlib.sha256(name.encode()).hexdigest()[:24]
+        source = self.inbound / name
+        recent = self.db.recent(student, assignment, time.time() - 60 * self.window_minutes)
+        if self.max_graded and len(recent) >= self.max_graded:
+            self._refuse(name, student, assignment, recent)
+            return
+        snapshot = self._snapshot(name)
         partial = snapshot.with_name(snapshot.name + ".partial")
         for folder in (partial, snapshot):        # left by a run stopped before it recorded the attempt
             shutil.rmtree(folder, ignore_errors=True)
         partial.mkdir(parents=True)
-        source = self.inbound / name
         try:
             read = intake.safe_copy(source, partial, ["timestamp.txt"])
         except OSError as error:         # swapped for a link or removed since it was looked at
@@ -205,21 +209,27 @@ class GradingService(LoggingConfigurable):
             return
         submitted = min(time.time(), read.changed.timestamp())
         os.rename(partial, snapshot)
-        recent = self.db.recent(student, assignment, submitted - 60 * self.window_minutes)
-        if self.max_graded and len(recent) >= self.max_graded:
-            again = datetime.datetime.fromtimestamp(min(recent) + 60 * self.window_minutes, datetime.timezone.utc)
-            message = (f"Not graded: you already have {len(recent)} graded submissions of {assignment} in the last "
-                       f"{self.window_minutes:g} minutes (the limit is {self.max_graded}). Submit again after "
-                       f"{again:%H:%M:%S} UTC to have it graded. The grade that counts is unchanged.")
-            attempt = self.db.add(name, student, assignment, submitted, "refused", note=message)
-            self._release_message(snapshot, assignment, message)
-            self._say(f"refused {student}/{assignment} (attempt {attempt}): over the limit")
-        else:
-            attempt = self.db.add(name, student, assignment, submitted, "taken", note=intake.refusal_notes(read.refused) or None)
-            self.pending.append((attempt, student, assignment))
-            self._say(f"took {student}/{assignment} (attempt {attempt}, submitted {_utc(submitted):%H:%M:%S.%f} UTC)"
-                      + (f"; not read: {intake.refusal_notes(read.refused)}" if read.refused else ""))
+        attempt = self.db.add(name, student, assignment, submitted, "taken", note=intake.refusal_notes(read.refused) or None)
+        self.pending.append((attempt, student, assignment))
         self.known.add(name)
+        self._say(f"took {student}/{assignment} (attempt {attempt}, submitted {_utc(submitted):%H:%M:%S.%f} UTC)"
+                  + (f"; not read: {intake.refusal_notes(read.refused)}" if read.refused else ""))
+
+    def _refuse(self, name, student, assignment, recent):
+        """Over the limit: recorded, a page that says so released, nothing copied (a flood of submissions costs no disk)."""
+        again = datetime.datetime.fromtimestamp(min(recent) + 60 * self.window_minutes, datetime.timezone.utc)
+        message = (f"Not graded: you already have {len(recent)} graded submissions of {assignment} in the last "
+                   f"{self.window_minutes:g} minutes (the limit is {self.max_graded}). Submit again after "
+                   f"{again:%H:%M:%S} UTC to have it graded. The grade that counts is unchanged.")
+        submitted = min(time.time(), intake.trusted_time(self.inbound / name).timestamp())
+        attempt = self.db.add(name, student, assignment, submitted, "refused", note=message)
+        self.known.add(name)
+        self._release_message(self.inbound / name, assignment, message)
+        self._say(f"refused {student}/{assignment} (attempt {attempt}): over the limit")
+
+    def _snapshot(self, name):
+        """Where the service keeps its copy of the inbound folder `name` (a name the student chose: hashed)."""
+        return self.attempts_dir / hashlib.sha256(name.encode()).hexdigest()[:24]
 
     # -- 3. grading -------------------------------------------------------------------------------------
 
@@ -238,7 +248,7 @@ class GradingService(LoggingConfigurable):
 
     def _place(self, attempt, student, assignment):
         """The attempt's files as nbgrader's submitted/<student>/<assignment>/, with its trusted time."""
-        snapshot = self.attempts_dir / hashlib.sha256(self.db.folder(attempt).encode()).hexdigest()[:24]
+        snapshot = self._snapshot(self.db.folder(attempt))
         folder = self.root / "submitted" / student / assignment
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(snapshot, folder)
@@ -262,7 +272,7 @@ class GradingService(LoggingConfigurable):
         score, max_score = self._score(assignment, student)
         if kind == "attempt":
             self.db.graded(attempt, score, max_score, reason)
-            snapshot = self.attempts_dir / hashlib.sha256(self.db.folder(attempt).encode()).hexdigest()[:24]
+            snapshot = self._snapshot(self.db.folder(attempt))
             if reason:
                 self._release_message(snapshot, assignment, f"This submission could not be graded: {reason}. It scores 0.")
             else:
@@ -336,11 +346,11 @@ class GradingService(LoggingConfigurable):
             if secret and (snapshot / f"{page.stem}.ipynb").exists():
                 self._release(secret, page.stem, page.read_bytes())
 
-    def _release_message(self, snapshot, assignment, message):
+    def _release_message(self, folder, assignment, message):
         """A page with `message` for each notebook of the assignment (the student looks for those they submitted)."""
-        secret = _secret(snapshot)
+        secret = _secret(folder)
         released = (self.root / "release" / assignment).glob("*.ipynb")
-        for notebook in sorted({path.stem for path in [*released, *snapshot.glob("*.ipynb")]}) if secret else []:
+        for notebook in sorted({path.stem for path in released} | _notebooks(folder)) if secret else []:
             page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(notebook)}</title></head>"
                     f"<body><h1>{html.escape(notebook)}</h1><p>{html.escape(message)}</p></body></html>")
             self._release(secret, notebook, page.encode())
@@ -454,9 +464,16 @@ def _utc(seconds):
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
 
 
-def _secret(snapshot):
+def _notebooks(folder):
+    """The notebook names at the top of a submission folder (its listing only; nothing is opened)."""
+    with contextlib.suppress(OSError):
+        return {Path(name).stem for name in os.listdir(folder) if name.endswith(".ipynb")}
+    return set()
+
+
+def _secret(folder):
     with contextlib.suppress(OSError, ValueError):   # missing, a link, garbled: not there
-        text = intake.read_regular(snapshot / "submission_secret.txt", 256).decode()
+        text = intake.read_regular(folder / "submission_secret.txt", 256).decode()
         return text if SECRET.fullmatch(text) else None
     return None
 

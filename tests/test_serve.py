@@ -133,6 +133,8 @@ def test_mistake_named_then_full_marks_then_the_limit(served):
     assert "Not graded: you already have 2 graded submissions of ps1_linear_algebra in the last 60 minutes" in refused
     assert served.grade("ana") == (17.0, 0.0), "a refused submission changed the grade"
     assert [status for _, status, _ in served.attempts("ana")] == ["graded", "graded", "refused"]
+    kept = list((served.course.root / "service" / "attempts").iterdir())
+    assert len(kept) == 2, f"a refused submission is not copied: {kept}"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a folder owned by another user needs root")
