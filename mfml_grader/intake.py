@@ -82,7 +82,8 @@ class Folder:
             self.seen += 1
             if self.seen > MAX_ENTRIES:
                 self.refused.append((str(path), f"over {MAX_ENTRIES} files: the rest of the folder was not read"))
-                todo.clear()
+                while todo:                  # the folders not read yet are closed, not left open
+                    os.close(todo.pop()[1])
                 return latest
             try:
                 info = os.stat(name, dir_fd=fd, follow_symlinks=False)

@@ -316,3 +316,17 @@ class TestOneRunner:
         expected = [f"{e.__name__}::{name}" for e in runner.exercises(course.hidden_tests(A, REPO))
                     for name in ("refusal", *(c.name for c in runner.checks(e)))]
         assert collected == expected and len(expected) > 20
+
+
+def test_a_folder_over_the_entry_cap_is_read_up_to_it_and_leaves_nothing_open(tmp_path):
+    """intake.Folder stops at MAX_ENTRIES, says so, and closes the folders it opened but did not read."""
+    import os
+
+    from mfml_grader import intake
+
+    for i in range(intake.MAX_ENTRIES + 10):
+        (tmp_path / f"d{i:04d}").mkdir()
+    before = len(os.listdir("/proc/self/fd"))
+    read = intake.Folder(tmp_path)
+    assert any("over 1000 files" in reason for _, reason in read.refused)
+    assert len(os.listdir("/proc/self/fd")) == before, "descriptors left open"
