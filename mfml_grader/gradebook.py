@@ -26,6 +26,15 @@ def tune_sqlite():
         event.listen(Engine, "connect", _pragmas)
 
 
+def course_config(root):
+    """The configuration of the course's nbgrader_config.py (empty without one), as nbgrader's commands read it."""
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    root = Path(root).resolve()
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config() if (root / "nbgrader_config.py").exists() else Config()
+
+
 @functools.lru_cache(maxsize=None)
 def db_url(root):
     """The gradebook's URL as nbgrader's commands see it: `CourseDirectory.db_url` of the course's nbgrader_config.py.
@@ -34,11 +43,9 @@ def db_url(root):
     every tool (grading, tables, reports, exports), not only by nbgrader's own commands.
     """
     from nbgrader.coursedir import CourseDirectory
-    from traitlets.config.loader import PyFileConfigLoader
 
     root = Path(root).resolve()
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config() if (root / "nbgrader_config.py").exists() else None
-    return CourseDirectory(config=config, root=str(root)).db_url
+    return CourseDirectory(config=course_config(root), root=str(root)).db_url
 
 
 def open_gradebook(root):

@@ -39,11 +39,13 @@ import sys
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy import delete, select
 from traitlets import Enum, Float, Integer
 from traitlets.config import LoggingConfigurable
 
 from . import course, intake
-from .gradebook import db_url, open_gradebook
+from .gradebook import course_config, db_url, open_gradebook
 from .judge import batch
 
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
@@ -68,10 +70,9 @@ class GradingService(LoggingConfigurable):
 
     def __init__(self, root, out=sys.stdout, **kwargs):
         from nbgrader.coursedir import CourseDirectory
-        from traitlets.config.loader import PyFileConfigLoader
 
         self.root = Path(root).resolve()
-        config = PyFileConfigLoader("nbgrader_config.py", path=str(self.root)).load_config()
+        config = course_config(self.root)
         super().__init__(config=config, **kwargs)
         self.out = out
         course_id = CourseDirectory(config=config, root=str(self.root)).course_id
@@ -107,7 +108,7 @@ class GradingService(LoggingConfigurable):
         announced = False
         try:
             while True:
-                waiting = self._take_new()
+                self._take_new()
                 self._dispatch(pool)
                 for job, text, reason, seconds in pool.step(self.poll_seconds):
                     self._finished(job, text, reason, seconds)
@@ -117,7 +118,7 @@ class GradingService(LoggingConfigurable):
                 if time.monotonic() - self.checked_all > RECHECK_SECONDS:   # a due date may have moved
                     self.check |= set(self.db.counted())
                     self.checked_all = time.monotonic()
-                if once and not (waiting or self.busy or self.pending or self.check):
+                if once and not (self.waiting or self.busy or self.pending or self.check):
                     return
         finally:
             pool.close()
@@ -129,7 +130,7 @@ class GradingService(LoggingConfigurable):
     # -- 1. taking new submissions --------------------------------------------------------------------
 
     def _take_new(self):
-        """Take every complete new folder of the inbound; returns how many are still being written.
+        """Take every complete new folder of the inbound; `waiting` counts those still being written.
 
         The inbound (every submission of the term) is listed again only when its modification time says
         a folder came or went (or is within a second of now: the kernel's clock for file times is coarse,
@@ -137,10 +138,10 @@ class GradingService(LoggingConfigurable):
         try:
             changed = os.stat(self.inbound).st_mtime_ns
             if changed == self.inbound_seen and not self.waiting and time.time_ns() - changed > 1_000_000_000:
-                return 0
+                return
             entries = [e for e in os.scandir(self.inbound) if e.name not in self.known]
         except FileNotFoundError:
-            return 0
+            return
         self.inbound_seen, waiting = changed, 0
         for entry in sorted(entries, key=lambda e: e.name):
             try:
@@ -157,7 +158,6 @@ class GradingService(LoggingConfigurable):
             else:
                 waiting += 1
         self.waiting = waiting
-        return waiting
 
     def _not_acceptable(self, entry):
         info = entry.stat(follow_symlinks=False)
@@ -176,10 +176,8 @@ class GradingService(LoggingConfigurable):
         return None
 
     def _complete(self, folder):
-        secret = folder / "submission_secret.txt"
-        with contextlib.suppress(OSError, ValueError):   # missing, a link, garbled: not there
-            if SECRET.fullmatch(intake.read_regular(secret, 256).decode()):
-                return True
+        if _secret(folder):
+            return True
         return time.time() - intake.trusted_time(folder).timestamp() > self.settle_seconds
 
     def _take(self, name, owner):
@@ -370,23 +368,21 @@ class _Database:
     """The service's rows, beside nbgrader's tables in the gradebook's database."""
 
     def __init__(self, url):
-        from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine
-
-        metadata = MetaData()
-        self.attempts = Table(
+        metadata = sa.MetaData()
+        self.attempts = sa.Table(
             "mfml_attempts", metadata,
-            Column("id", Integer, primary_key=True, autoincrement=True),
-            Column("folder", String(512), unique=True, nullable=False),     # the inbound folder's name
-            Column("student", String(128), nullable=False),
-            Column("assignment", String(128), nullable=False),
-            Column("submitted", Float, nullable=False),                     # trusted, seconds since the epoch
-            Column("status", String(16), nullable=False),                   # taken, graded, refused, ignored
-            Column("score", Float), Column("max_score", Float), Column("note", Text))
-        self.counted_table = Table(
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("folder", sa.String(512), unique=True, nullable=False),     # the inbound folder's name
+            sa.Column("student", sa.String(128), nullable=False),
+            sa.Column("assignment", sa.String(128), nullable=False),
+            sa.Column("submitted", sa.Float, nullable=False),                     # trusted, seconds since the epoch
+            sa.Column("status", sa.String(16), nullable=False),                   # taken, graded, refused, ignored
+            sa.Column("score", sa.Float), sa.Column("max_score", sa.Float), sa.Column("note", sa.Text))
+        self.counted_table = sa.Table(
             "mfml_counted", metadata,
-            Column("student", String(128), primary_key=True), Column("assignment", String(128), primary_key=True),
-            Column("attempt", Integer, nullable=False))                     # the attempt the gradebook holds
-        self.engine = create_engine(url)
+            sa.Column("student", sa.String(128), primary_key=True), sa.Column("assignment", sa.String(128), primary_key=True),
+            sa.Column("attempt", sa.Integer, nullable=False))                     # the attempt the gradebook holds
+        self.engine = sa.create_engine(url)
         metadata.create_all(self.engine)
 
     def _rows(self, query):
@@ -398,8 +394,6 @@ class _Database:
             return connection.execute(statement)
 
     def folders(self):
-        from sqlalchemy import select
-
         return {row.folder for row in self._rows(select(self.attempts.c.folder))}
 
     def add(self, folder, student, assignment, submitted, status, note=None):
@@ -408,8 +402,6 @@ class _Database:
         return result.inserted_primary_key[0]
 
     def _one(self, attempt, column):
-        from sqlalchemy import select
-
         return self._rows(select(column).where(self.attempts.c.id == attempt))[0][0]
 
     def folder(self, attempt):
@@ -419,15 +411,11 @@ class _Database:
         return self._one(attempt, self.attempts.c.submitted)
 
     def taken(self):
-        from sqlalchemy import select
-
         a = self.attempts.c
         return [tuple(row) for row in self._rows(select(a.id, a.student, a.assignment).where(a.status == "taken").order_by(a.id))]
 
     def recent(self, student, assignment, since):
         """Submitted times of the pair's attempts that are graded or being graded, after `since`."""
-        from sqlalchemy import select
-
         a = self.attempts.c
         query = select(a.submitted).where(a.student == student, a.assignment == assignment,
                                           a.status.in_(("taken", "graded")), a.submitted > since)
@@ -438,26 +426,19 @@ class _Database:
                     .values(status="graded", score=score, max_score=max_score, **({"note": reason} if reason else {})))
 
     def graded_attempts(self, student, assignment):
-        from sqlalchemy import select
-
         a = self.attempts.c
         query = select(a.id, a.submitted, a.score).where(a.student == student, a.assignment == assignment, a.status == "graded")
         return [tuple(row) for row in self._rows(query)]
 
     def count(self, student, assignment, attempt):
-        from sqlalchemy import delete
-
         c = self.counted_table.c
         with self.engine.begin() as connection:
             connection.execute(delete(self.counted_table).where(c.student == student, c.assignment == assignment))
             connection.execute(self.counted_table.insert().values(student=student, assignment=assignment, attempt=attempt))
 
     def counted(self):
-        from sqlalchemy import select
-
         c = self.counted_table.c
         return {(row.student, row.assignment): row.attempt for row in self._rows(select(c.student, c.assignment, c.attempt))}
-
 
 
 def _utc(seconds):
