@@ -2,6 +2,7 @@
 
 import ast
 import math
+import subprocess
 import sys
 
 import nbformat
@@ -185,6 +186,10 @@ def test_forbidden_modules_and_classes_refuse_use_and_come_back():
         with pytest.raises(ForbiddenAPIError, match="torch.autograd.grad"):
             torch.autograd.grad((x * 2).sum(), x)
     assert torch.optim.AdamW is not None and hasattr(torch.optim, "SGD")
+    with forbid_at_runtime(("torch.optim",), "train"):          # only a module refused: no torch function mode slows each call
+        assert not torch._C._is_torch_function_mode_enabled()
+    with forbid_at_runtime(("torch.softmax",), "attention"):
+        assert torch._C._is_torch_function_mode_enabled()
 
 
 class TestResults:
@@ -280,6 +285,33 @@ def test_every_tool_opens_the_gradebook_nbgrader_is_configured_with(tmp_path, mo
         gradebook.add_student("ada")
     assert elsewhere.exists() and not (tmp_path / "gradebook.db").exists()
     assert course.test_cell_scores(tmp_path, "ps0", "ada") == {}
+
+
+def test_a_grading_process_keeps_one_engine_per_gradebook(tmp_path):
+    """share_engines: every Gradebook on one URL reuses one engine (its compiled statements), and still reads what was written."""
+    from mfml_grader.judge.batch import nbgrader_env
+
+    script = f"""
+from nbgrader.api import Gradebook
+from mfml_grader.gradebook import share_engines
+share_engines()
+share_engines()                        # twice: still one layer
+first, second = "sqlite:///{tmp_path}/a.db", "sqlite:///{tmp_path}/b.db"
+with Gradebook(first) as gradebook:
+    gradebook.add_student("ada")
+    engine, compiled = gradebook.engine, len(gradebook.engine._compiled_cache)
+with Gradebook(first) as gradebook:
+    assert gradebook.engine is engine and [s.id for s in gradebook.students] == ["ada"]
+    gradebook.add_student("bob")
+with Gradebook(first) as gradebook:
+    assert sorted(s.id for s in gradebook.students) == ["ada", "bob"]
+    assert compiled > 0 and len(engine._compiled_cache) >= compiled
+with Gradebook(second) as gradebook:
+    assert gradebook.engine is not engine and list(gradebook.students) == []
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=nbgrader_env(), capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
 class TestOneRunner:

@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 
 from .. import course
-from ..gradebook import open_gradebook
+from ..gradebook import open_gradebook, share_engines
 from .executor import SandboxedExecute, judge_for
 
 PROGRESS_ENV = "MFML_PROGRESS_FILE"
@@ -87,6 +87,7 @@ def _start_grader(root, threads, progress_file, output_file):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.apps.autogradeapp import AutogradeApp
 
+    share_engines()
     app = AutogradeApp()
     app.initialize(["--log-level=WARN"])  # reads nbgrader_config.py like the command line does
     _api = NbGraderAPI(coursedir=app.coursedir, parent=app)
