@@ -224,24 +224,27 @@ ANSWERS = Answers(REMEMBERED_BYTES)
 
 
 def _fingerprint(value):
-    """A digest of a plain value (structure, types, dtypes, shapes, every byte), or None if it holds something else."""
-    digest = hashlib.blake2b(digest_size=32)
+    """A digest of a plain value (structure, types, dtypes, shapes, every byte), or None if it holds something else.
+
+    The structure is written as one token list (hashed once, through its repr) and each tensor's bytes are
+    hashed in place: a train_step call carries about fifty tensors, and this runs once per call.
+    """
+    tokens, tensors = [], []
 
     def walk(v):
         if v is None or isinstance(v, (bool, int, str)):
-            digest.update(repr((type(v).__name__, v)).encode())
+            tokens.append((type(v).__name__, v))
         elif isinstance(v, float):
-            digest.update(b"float" + v.hex().encode())
+            tokens.append(("float", v.hex()))
         elif isinstance(v, torch.Tensor):
-            t = v.detach().contiguous()
-            digest.update(repr(("tensor", str(t.dtype), tuple(t.shape), v.requires_grad)).encode())
-            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            tokens.append(("tensor", str(v.dtype), tuple(v.shape), v.requires_grad))
+            tensors.append(v.detach().contiguous().reshape(-1).view(torch.uint8))
         elif isinstance(v, (tuple, list)):
-            digest.update(repr((type(v).__name__, len(v))).encode())
+            tokens.append((type(v).__name__, len(v)))
             for x in v:
                 walk(x)
         elif isinstance(v, dict):
-            digest.update(repr(("dict", len(v))).encode())
+            tokens.append(("dict", len(v)))
             for k, x in v.items():
                 walk(k)
                 walk(x)
@@ -251,6 +254,9 @@ def _fingerprint(value):
         walk(value)
     except (TypeError, RecursionError):
         return None
+    digest = hashlib.blake2b(repr(tokens).encode(), digest_size=32)
+    for t in tensors:
+        digest.update(t.numpy() if t.numel() else b"")
     return digest.hexdigest()
 
 

@@ -86,6 +86,7 @@ def decode(header, payload, allow_code=False):
     blobs = header.get("blobs") if isinstance(header, dict) else None
     if not isinstance(blobs, list):
         raise ProtocolError("malformed message")
+    payload = payload if isinstance(payload, bytearray) else bytearray(payload)   # tensors are read from it in place, then copied
     budget = [MAX_DECODED_BYTES]
 
     def blob(index, length):
@@ -97,7 +98,7 @@ def decode(header, payload, allow_code=False):
         budget[0] -= size
         if budget[0] < 0:
             raise ProtocolError(f"a message that decodes to more than {MAX_DECODED_BYTES // 2**20} MiB")
-        return payload[start:start + size]
+        return start
 
     def walk(v):
         if v is None or isinstance(v, (bool, str, int)):
@@ -114,8 +115,10 @@ def decode(header, payload, allow_code=False):
             if dtype is None or any(n < 0 for n in shape) or len(shape) > 16:
                 raise ProtocolError("malformed tensor")
             numel = math.prod(shape)
-            raw = bytearray(blob(v["__tensor__"], numel * dtype.itemsize))
-            return torch.frombuffer(raw, dtype=torch.uint8).view(dtype).reshape(shape).clone() if raw else torch.empty(shape, dtype=dtype)
+            start = blob(v["__tensor__"], numel * dtype.itemsize)
+            if not numel:
+                return torch.empty(shape, dtype=dtype)
+            return torch.frombuffer(payload, dtype=torch.uint8, count=numel * dtype.itemsize, offset=start).view(dtype).reshape(shape).clone()
         if "__tuple__" in v:
             return tuple(walk(x) for x in v["__tuple__"])
         if "__dict__" in v:
@@ -183,7 +186,7 @@ def _recv_exactly(sock, n, deadline, fds=None):
         if not chunk:
             raise EOFError("the other side closed the connection")
         data += chunk
-    return bytes(data)
+    return data
 
 
 def receive(sock, allow_code=False, deadline=None, fds=None):
