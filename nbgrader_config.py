@@ -32,16 +32,19 @@ c.Execute.execute_retries = 1
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".hypothesis"]
 
 # Grading runs student code in a bubblewrap sandbox and the tests in this (trusted) process:
-# mfml_grader/judge/. MFML_EXECUTOR=kernel selects nbgrader's stock kernel executor instead
+# mfml_grader/judge/. MFML_EXECUTOR=kernel selects nbgrader's stock kernel executor and steps instead
 # (used by `make bench` to compare the two). nbgrader's list, without its final CheckCellMetadata:
-# the sanitize step below already checked the metadata, and nothing here changes it since.
-if os.environ.get("MFML_EXECUTOR", "sandbox") != "kernel":
+# the sanitize step below already checked the metadata, and nothing here changes it since. Its
+# OverwriteCells and SaveAutoGrades read the gradebook once per notebook (mfml_grader/judge/gradebook_steps.py).
+stock = os.environ.get("MFML_EXECUTOR", "sandbox") == "kernel"
+steps = "nbgrader.preprocessors" if stock else "mfml_grader.judge.gradebook_steps"
+if not stock:
     c.Autograde.autograde_preprocessors = [
         "mfml_grader.judge.executor.SandboxedExecute",
         "nbgrader.preprocessors.IgnorePattern",
         "nbconvert.preprocessors.ClearMetadataPreprocessor",
         "nbgrader.preprocessors.LimitOutput",
-        "nbgrader.preprocessors.SaveAutoGrades",
+        f"{steps}.SaveAutoGrades",
         "nbgrader.preprocessors.AssignLatePenalties",
     ]
 c.SandboxedExecute.cell_timeout = 60
@@ -56,7 +59,7 @@ c.Autograde.sanitize_preprocessors = [
     "mfml_grader.judge.duplicates.ForgetDuplicateGradeCells",
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
-    "nbgrader.preprocessors.OverwriteCells",
+    f"{steps}.OverwriteCells",
     "mfml_grader.judge.metadata.CheckCellMetadata",
 ]
 
