@@ -293,6 +293,7 @@ def test_a_grading_process_keeps_one_engine_per_gradebook(tmp_path):
 
     script = f"""
 from nbgrader.api import Gradebook
+from sqlalchemy import event
 from mfml_grader.gradebook import share_engines
 share_engines()
 share_engines()                        # twice: still one layer
@@ -303,9 +304,12 @@ with Gradebook(first) as gradebook:
 with Gradebook(first) as gradebook:
     assert gradebook.engine is engine and [s.id for s in gradebook.students] == ["ada"]
     gradebook.add_student("bob")
+statements = []
+event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
 with Gradebook(first) as gradebook:
     assert sorted(s.id for s in gradebook.students) == ["ada", "bob"]
     assert compiled > 0 and len(engine._compiled_cache) >= compiled
+assert len(statements) <= 4, statements   # the tables listed, the course, the students: the schema is not checked again
 with Gradebook(second) as gradebook:
     assert gradebook.engine is not engine and list(gradebook.students) == []
 print("ok")
