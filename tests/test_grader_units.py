@@ -366,3 +366,26 @@ def test_a_folder_over_the_entry_cap_is_read_up_to_it_and_leaves_nothing_open(tm
     read = intake.Folder(tmp_path)
     assert any("over 1000 files" in reason for _, reason in read.refused)
     assert len(os.listdir("/proc/self/fd")) == before, "descriptors left open"
+
+
+def test_metadata_check_refuses_what_nbgraders_refuses_after_remembering_what_is_valid():
+    """CheckCellMetadata (judge/metadata.py) remembers metadata it found valid; a changed cell is still checked and refused as nbgrader does."""
+    import copy
+
+    from nbgrader.preprocessors import CheckCellMetadata as NbgraderCheck
+
+    from mfml_grader import course
+    from mfml_grader.judge.metadata import CheckCellMetadata
+
+    released = nbformat.read(course.release_notebook("ps1_linear_algebra", REPO), as_version=4)
+    for check in (CheckCellMetadata(), CheckCellMetadata(), NbgraderCheck()):     # the second run answers from memory
+        check.preprocess(copy.deepcopy(released), {})
+    broken = copy.deepcopy(released)
+    graded = next(cell for cell in broken.cells if cell.metadata.get("nbgrader", {}).get("grade"))
+    graded.metadata.nbgrader["points"] = "lots"
+    refused = []
+    for check in (NbgraderCheck(), CheckCellMetadata()):
+        with pytest.raises(Exception) as error:
+            check.preprocess(copy.deepcopy(broken), {})
+        refused.append((type(error.value), str(error.value)))
+    assert refused[0] == refused[1]
