@@ -7,6 +7,7 @@ written, which a regrade restores); installed from nbgrader_config.py, so every 
 """
 
 import functools
+import os
 from pathlib import Path
 
 from sqlalchemy import event
@@ -31,11 +32,13 @@ def share_engines():
 
     nbgrader opens the gradebook about nine times for each notebook it grades, each time with a new
     engine: a new, empty cache of compiled statements, so its ~60 queries per notebook were compiled
-    again every time (about 45 ms of grading a notebook), and the schema checked table by table (14
-    queries per open). One engine per URL keeps that cache, and its schema is created or checked on
-    its first open only; closing a Gradebook still returns its connections (nbgrader disposes the
-    engine's pool, which the next open refills). Installed by the grading processes, which open
-    gradebooks one after another on one thread.
+    again every time (about 45 ms of grading a notebook), the schema checked table by table (14
+    queries per open) and a new connection made. One engine per URL keeps that cache and its pooled
+    connection (closing a Gradebook returns the connection to the pool, no longer disposed), and its
+    schema is created or checked on its first open only. A sqlite file that was replaced or deleted
+    meanwhile (`make clean` beside a running service) gets a new engine, so nothing is written to a
+    file that is gone. Installed by the grading processes, which open gradebooks one after another on
+    one thread.
     """
     import nbgrader.api
 
@@ -46,10 +49,13 @@ def share_engines():
     create_all, checked = metadata.create_all, set()
 
     def shared_engine(url, **options):
-        key = (str(url), tuple(sorted(options.items())))
-        if key not in engines:
-            engines[key] = create(url, **options)
-        return engines[key]
+        key, now = (str(url), tuple(sorted(options.items()))), _database_file(url)
+        engine, made_on = engines.get(key, (None, None))
+        if engine is None or (made_on is not None and now != made_on):
+            engine, made_on = create(url, **options), now
+            engine.dispose = lambda close=True: None   # nbgrader's close: the connection stays pooled for the next open
+        engines[key] = (engine, made_on or now)   # a file the engine created on its first open is its own
+        return engine
 
     def create_all_once(bind, **options):
         if bind not in checked:
@@ -59,6 +65,20 @@ def share_engines():
     shared_engine.shared = True
     nbgrader.api.create_engine = shared_engine
     metadata.create_all = create_all_once
+
+
+def _database_file(url):
+    """(device, inode) of a sqlite database file, None for other databases or a file not (yet) there."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(str(url))
+    if not parsed.get_backend_name() == "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    try:
+        found = os.stat(parsed.database)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def course_config(root):

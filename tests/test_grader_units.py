@@ -304,12 +304,21 @@ with Gradebook(first) as gradebook:
 with Gradebook(first) as gradebook:
     assert gradebook.engine is engine and [s.id for s in gradebook.students] == ["ada"]
     gradebook.add_student("bob")
-statements = []
+statements, connections = [], []
 event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+event.listen(engine, "connect", lambda *args: connections.append(args))
 with Gradebook(first) as gradebook:
     assert sorted(s.id for s in gradebook.students) == ["ada", "bob"]
     assert compiled > 0 and len(engine._compiled_cache) >= compiled
 assert len(statements) <= 4, statements   # the tables listed, the course, the students: the schema is not checked again
+assert not connections                    # the pooled connection is used again
+import os
+os.remove("{tmp_path}/a.db")              # deleted beside the grader: a new file, a new engine, nothing written to the old one
+with Gradebook(first) as gradebook:
+    assert gradebook.engine is not engine and list(gradebook.students) == []
+    gradebook.add_student("cy")
+with Gradebook(first) as gradebook:
+    assert [s.id for s in gradebook.students] == ["cy"]
 with Gradebook(second) as gradebook:
     assert gradebook.engine is not engine and list(gradebook.students) == []
 print("ok")
