@@ -8,11 +8,11 @@ being graded are answered from a query per kind, and whose writes are committed 
 the same rows end up in the gradebook (tests/test_autograde.py compares them with nbgrader's steps).
 """
 
-import contextlib
-
 from nbgrader import api
 from nbgrader.preprocessors import overwritecells, saveautogrades
 from sqlalchemy.orm import joinedload
+
+from .swap import swapped
 
 
 class _OneNotebook:
@@ -42,28 +42,25 @@ class _OneNotebook:
         finally:
             self._gradebook.close()
 
-    def _lookup(self, kind, key, load, missing):
-        """The entry `key[0]` of `kind` in the notebook `key[1:]`, from one load of all of them (`load()` -> {name: entry})."""
-        table = self._found.get((kind, *key[1:]))
-        if table is None:
-            table = self._found[(kind, *key[1:])] = load()
-        if key[0] not in table:
+    def _lookup(self, kind, name, where, load, missing):
+        """The entry `name` of `kind` in the notebook `where`, from one load of all of them (`load()` -> {name: entry})."""
+        if (kind, *where) not in self._found:
+            self._found[(kind, *where)] = load()
+        table = self._found[(kind, *where)]
+        if name not in table:
             raise api.MissingEntry(missing)
-        return table[key[0]]
-
-    def _notebook(self, notebook, assignment):
-        return self._gradebook.find_notebook(notebook, assignment)
+        return table[name]
 
     def find_source_cell(self, name, notebook, assignment):
-        return self._lookup("source", (name, notebook, assignment),
-                            lambda: {cell.name: cell for cell in self._notebook(notebook, assignment).source_cells},
+        return self._lookup("source", name, (notebook, assignment),
+                            lambda: {cell.name: cell for cell in self._gradebook.find_notebook(notebook, assignment).source_cells},
                             f"No such source cell: {assignment}/{notebook}/{name}")
 
     def find_graded_cell(self, name, notebook, assignment):
         def load():
-            found = self._notebook(notebook, assignment)
+            found = self._gradebook.find_notebook(notebook, assignment)
             return {cell.name: cell for cell in [*found.task_cells, *found.grade_cells]}   # a grade cell first, as nbgrader looks
-        return self._lookup("graded", (name, notebook, assignment), load, f"No such grade cell: {assignment}/{notebook}/{name}")
+        return self._lookup("graded", name, (notebook, assignment), load, f"No such grade cell: {assignment}/{notebook}/{name}")
 
     def _submitted(self, model, notebook, assignment, student, first):
         """{cell name: Grade or Comment} of a student's notebook; where two share a name, the one on a `first` cell."""
@@ -72,12 +69,12 @@ class _OneNotebook:
         return {row.cell.name: row for row in sorted(rows, key=lambda row: isinstance(row.cell, first))}
 
     def find_grade(self, grade_cell, notebook, assignment, student):
-        return self._lookup("grade", (grade_cell, notebook, assignment, student),
+        return self._lookup("grade", grade_cell, (notebook, assignment, student),
                             lambda: self._submitted(api.Grade, notebook, assignment, student, api.GradeCell),
                             f"No such grade: {assignment}/{notebook}/{grade_cell} for {student}")
 
     def find_comment(self, solution_cell, notebook, assignment, student):
-        return self._lookup("comment", (solution_cell, notebook, assignment, student),
+        return self._lookup("comment", solution_cell, (notebook, assignment, student),
                             lambda: self._submitted(api.Comment, notebook, assignment, student, api.SolutionCell),
                             f"No such taskcomment: {assignment}/{notebook}/{solution_cell} for {student}")
 
@@ -95,21 +92,11 @@ class _CommitAtClose:
         pass
 
 
-@contextlib.contextmanager
-def _one_notebook_gradebook(module):
-    """Inside this block, the nbgrader step of `module` opens its Gradebook as a _OneNotebook."""
-    saved, module.Gradebook = module.Gradebook, _OneNotebook
-    try:
-        yield
-    finally:
-        module.Gradebook = saved
-
-
 class OverwriteCells(overwritecells.OverwriteCells):
     """nbgrader's OverwriteCells (the same changes, warnings and errors), reading the notebook's cells in one query per kind."""
 
     def preprocess(self, nb, resources):
-        with _one_notebook_gradebook(overwritecells):
+        with swapped(overwritecells, "Gradebook", _OneNotebook):
             return super().preprocess(nb, resources)
 
 
@@ -117,5 +104,5 @@ class SaveAutoGrades(saveautogrades.SaveAutoGrades):
     """nbgrader's SaveAutoGrades (the same grades and comments), reading them in one query each and committing once."""
 
     def preprocess(self, nb, resources):
-        with _one_notebook_gradebook(saveautogrades):
+        with swapped(saveautogrades, "Gradebook", _OneNotebook):
             return super().preprocess(nb, resources)

@@ -8,7 +8,6 @@ instructor's cells carry the same metadata in every submission), so a notebook p
 exactly as with nbgrader's step.
 """
 
-import contextlib
 import functools
 import json
 
@@ -16,12 +15,14 @@ import jsonschema
 from nbgrader.nbgraderformat import common
 from nbgrader.preprocessors import CheckCellMetadata as NbgraderCheckCellMetadata
 
+from .swap import swapped
+
 
 class CheckCellMetadata(NbgraderCheckCellMetadata):
     """nbgrader's CheckCellMetadata (the same checks and errors), validating with a compiled schema."""
 
     def preprocess(self, nb, resources):
-        with _compiled_schemas():
+        with swapped(common, "jsonschema", _CompiledJsonschema()):
             return super().preprocess(nb, resources)
 
 
@@ -59,11 +60,3 @@ def _validator(schema_text):
     cls.check_schema(schema)
     return cls(schema)
 
-
-@contextlib.contextmanager
-def _compiled_schemas():
-    saved, common.jsonschema = common.jsonschema, _CompiledJsonschema()
-    try:
-        yield
-    finally:
-        common.jsonschema = saved
